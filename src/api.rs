@@ -1,0 +1,32 @@
+//! The OpenAPI service: the one tags enum and the combination of every
+//! domain's API under `/api/v1`.
+
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::health::api::HealthApi;
+
+/// Groups of operations, in the order Swagger UI shows them.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Liveness, readiness and the health report.
+    Health,
+}
+
+/// Every domain's operations.
+pub type Apis = HealthApi;
+
+/// Base path of every operation.
+pub const BASE_PATH: &str = "/api/v1";
+
+/// Builds the OpenAPI service; also what `wemaster openapi` prints.
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(HealthApi, "WeMaster API", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Marketplace API for tutors selling courses and lessons and students buying them. \
+             JSON in camelCase; money in integer minor units with a lower-case ISO 4217 \
+             currency; lists are bare arrays paged with `page` and `limit`, with \
+             `X-Total-Count` and RFC 8288 `Link` headers; errors are RFC 9457 problem \
+             details with a stable `code`.",
+        )
+        .server(BASE_PATH)
+}

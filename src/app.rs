@@ -1,0 +1,217 @@
+//! Application state and the HTTP server: `Application::build` opens the
+//! database, binds the listener (port 0 works, for tests and the bench) and
+//! `run_until` serves until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use poem::endpoint::BoxEndpoint;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::web::{Data, Redirect};
+use poem::{EndpointExt, IntoResponse, Route, Server, get, handler};
+
+use crate::cache::ResponseCache;
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::health;
+use crate::health::api::{HealthResponse, ReadyResponse};
+
+/// Everything a request handler may need.
+pub struct App {
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    /// The database: `db.read` for queries, `db.write` for changes.
+    pub db: Db,
+    /// Ready-to-send responses of hot reads.
+    pub cache: ResponseCache,
+    /// When the process started, for `uptimeSeconds`.
+    pub started: Instant,
+}
+
+/// Shared handle to [`App`], cheap to clone into each request.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// A server bound to its port, not yet serving.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens and migrates the database, seeds demo data when configured and
+    /// the database is empty, and binds the listen address.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let cfg = config.clone();
+        let db = tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
+            let (db, _) = Db::open(&cfg.database)?;
+            if cfg.demo.seed_on_empty
+                && let Some(report) = crate::demo::seed_if_empty(&db, &cfg.auth)
+                    .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e:?}"))?
+            {
+                tracing::info!(
+                    users = report.users_added,
+                    offerings = report.offerings_added,
+                    "empty database seeded with demo data"
+                );
+            }
+            Ok(db)
+        })
+        .await
+        .context("database start-up task failed")??;
+
+        let acceptor = TcpListener::bind(config.server.addr)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.addr))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("listener has no socket address")?;
+        let state = AppState(Arc::new(App {
+            cache: ResponseCache::new(&config.cache),
+            config,
+            db,
+            started: Instant::now(),
+        }));
+        Ok(Self {
+            acceptor,
+            addr,
+            state,
+        })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+    /// requests finish within the configured grace period and closes the
+    /// database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let grace = Duration::from_secs(self.state.config.server.shutdown_grace_seconds);
+        tracing::info!(addr = %self.addr, "listening; Swagger UI at http://{}/docs", self.addr);
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(routes(self.state.clone()), shutdown, Some(grace))
+            .await;
+        let db = self.state.db.clone();
+        let _ = db::run_blocking(move || {
+            db.close();
+            Ok(())
+        })
+        .await;
+        result
+    }
+}
+
+/// Every route of the server.
+pub fn routes(state: AppState) -> BoxEndpoint<'static> {
+    let api = crate::api::service();
+    let docs = api.swagger_ui();
+    let spec_json = api.spec_endpoint();
+    let spec_yaml = api.spec_endpoint_yaml();
+    Route::new()
+        .nest(crate::api::BASE_PATH, api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec_json)
+        .at("/openapi.yaml", spec_yaml)
+        .at("/healthz", get(root_healthz))
+        .at("/readyz", get(root_readyz))
+        .at("/livez", get(root_livez))
+        .at("/", get(root_index))
+        .data(state)
+        .catch_all_error(crate::error::problem_from_poem_error)
+        .boxed()
+}
+
+#[handler]
+async fn root_healthz(state: Data<&AppState>) -> HealthResponse {
+    health::report(&state).await.into()
+}
+
+#[handler]
+async fn root_readyz(state: Data<&AppState>) -> ReadyResponse {
+    health::readiness(&state).await.into()
+}
+
+/// The framework's own ceiling: a constant answer that touches nothing.
+#[handler]
+fn root_livez() -> impl IntoResponse {
+    poem::Response::builder()
+        .content_type("application/json; charset=utf-8")
+        .body(r#"{"status":"up"}"#)
+}
+
+#[handler]
+fn root_index() -> Redirect {
+    Redirect::see_other("/docs")
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when
+/// this is called, not when the future is first polled, so a signal that
+/// arrives while the server is still starting is not lost. Call it inside the
+/// runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match terminate.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match interrupt.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = term => {},
+                () = int => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown signal received; finishing in-flight requests");
+    }
+}

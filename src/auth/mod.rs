@@ -1,0 +1,5 @@
+//! Accounts and authentication.
+
+pub mod model;
+pub mod password;
+pub mod repo;

@@ -1,0 +1,4 @@
+//! The catalogue: offerings and their variants.
+
+pub mod model;
+pub mod repo;

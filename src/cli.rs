@@ -1,0 +1,140 @@
+//! The command line: `wemaster [--config PATH] [serve|migrate|seed|openapi|config]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{Application, shutdown_signal};
+use crate::config::Config;
+use crate::db::Db;
+
+/// WeMaster marketplace backend: one binary, one TOML file, SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "wemaster", version, about)]
+pub struct Cli {
+    /// Configuration file; `./wemaster.toml` when omitted (built-in defaults
+    /// apply when that file does not exist).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Load the demo accounts and offerings; running it twice changes nothing.
+    Seed,
+    /// Print the OpenAPI document.
+    Openapi {
+        #[arg(long, value_enum, default_value_t = SpecFormat::Json)]
+        format: SpecFormat,
+    },
+    /// Print the effective configuration, secrets masked.
+    Config,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SpecFormat {
+    Json,
+    Yaml,
+}
+
+/// Exit status for a configuration that cannot be used.
+const EXIT_CONFIG: u8 = 2;
+/// Exit status for any other failure.
+const EXIT_FAILURE: u8 = 1;
+
+/// Parses the command line and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("wemaster.toml"));
+    if cli.config.is_some() && !path.exists() {
+        eprintln!("wemaster: configuration file {} not found", path.display());
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("wemaster: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi { format } => {
+            let api = crate::api::service();
+            match format {
+                SpecFormat::Json => println!("{}", api.spec()),
+                SpecFormat::Yaml => print!("{}", api.spec_yaml()),
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Config => {
+            print!("{}", config.to_masked_toml());
+            ExitCode::SUCCESS
+        }
+        Command::Migrate => {
+            crate::logging::init(&config.log);
+            report(Db::open(&config.database).map(|(_, r)| {
+                println!(
+                    "database {} at schema version {} (was {})",
+                    config.database.path.display(),
+                    r.to,
+                    r.from
+                );
+            }))
+        }
+        Command::Seed => {
+            crate::logging::init(&config.log);
+            report(
+                Db::open(&config.database)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|(db, _)| {
+                        crate::demo::seed(&db, &config.auth)
+                            .map_err(|e| anyhow::anyhow!("{}", e.detail()))
+                    })
+                    .map(|r| {
+                        println!(
+                            "seeded {} accounts and {} offerings",
+                            r.users_added, r.offerings_added
+                        );
+                    }),
+            )
+        }
+        Command::Serve => {
+            crate::logging::init(&config.log);
+            report(serve(config))
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal();
+        let app = Application::build(config).await?;
+        app.run_until(shutdown).await?;
+        Ok(())
+    })
+}
+
+/// One line on stderr for a failure, no backtrace.
+fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wemaster: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

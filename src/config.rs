@@ -1,0 +1,373 @@
+//! Configuration: built-in defaults, then `wemaster.toml`, then `WEMASTER_*`
+//! environment variables (`WEMASTER_SECTION__KEY`), merged by figment.
+//!
+//! Every struct denies unknown fields so a typo in the file or an env var stops
+//! start-up instead of being silently ignored.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The effective configuration of one server process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub health: HealthConfig,
+    pub demo: DemoConfig,
+    pub cache: CacheConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+    pub payments: PaymentsConfig,
+    pub rate_limit: RateLimitConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address of the HTTP server.
+    pub addr: SocketAddr,
+    /// How long in-flight requests may run on after a shutdown signal.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3002)),
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// SQLite database file; its folder is created on first start.
+    pub path: PathBuf,
+    /// Number of read-only connections in the reader pool.
+    pub read_pool_size: u32,
+    /// How long SQLite waits on a locked database before giving up.
+    pub busy_timeout_ms: u64,
+    /// How long a request waits for a free connection before it gets a 503.
+    pub pool_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/wemaster.db"),
+            read_pool_size: 8,
+            busy_timeout_ms: 5_000,
+            pool_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// A database round-trip slower than this reports `degraded`.
+    pub database_degraded_ms: u64,
+    /// A cache probe slower than this reports `degraded`.
+    pub cache_degraded_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            database_degraded_ms: 100,
+            cache_degraded_ms: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Load the demo fixtures when the database holds no users yet.
+    pub seed_on_empty: bool,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            seed_on_empty: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Upper bound of the response cache, in bytes of cached bodies.
+    pub max_bytes: u64,
+    /// How long a cached response may be served before it is rebuilt.
+    pub ttl_seconds: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+            ttl_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Argon2id memory cost in KiB.
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    pub argon2_iterations: u32,
+    /// Argon2id lanes.
+    pub argon2_parallelism: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter directive, e.g. `info` or `wemaster=debug,info`.
+    pub level: String,
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentProvider {
+    Dev,
+    Stripe,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// `dev` (no network, a local checkout page) or `stripe`.
+    pub provider: PaymentProvider,
+    /// Secret that webhook signatures are verified with (and the dev provider signs with).
+    pub webhook_secret: Secret,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            provider: PaymentProvider::Dev,
+            webhook_secret: Secret::new("whsec_dev_only_change_me"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Master switch for every rate limit.
+    pub enabled: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// A string that never prints: `Debug` and `Serialize` show a mask, so
+/// `wemaster config` and logs cannot leak it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"********\""
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.0.is_empty() { "" } else { "********" })
+    }
+}
+
+/// A configuration that cannot be used, explained in one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads defaults, then the TOML file at `path` if it exists, then the
+    /// environment, and checks every value.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::figment(path))
+    }
+
+    /// The layered sources, exposed so tests can add their own on top.
+    pub fn figment(path: &Path) -> Figment {
+        // Built-in defaults come from serde's `default` attributes; a
+        // `Serialized` provider would feed the masked secrets back in.
+        Figment::new()
+            .merge(Toml::file(path))
+            .merge(Env::prefixed("WEMASTER_").split("__"))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(describe_figment_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values serde cannot: ranges and relations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        let checks: [(&str, bool, &str); 7] = [
+            (
+                "database.read_pool_size",
+                (1..=256).contains(&self.database.read_pool_size),
+                "must be between 1 and 256",
+            ),
+            (
+                "database.pool_timeout_ms",
+                self.database.pool_timeout_ms >= 1,
+                "must be at least 1",
+            ),
+            (
+                "server.shutdown_grace_seconds",
+                self.server.shutdown_grace_seconds <= 3_600,
+                "must be at most 3600",
+            ),
+            (
+                "cache.ttl_seconds",
+                self.cache.ttl_seconds >= 1,
+                "must be at least 1",
+            ),
+            (
+                "auth.argon2_memory_kib",
+                argon2::Params::new(
+                    a.argon2_memory_kib,
+                    a.argon2_iterations,
+                    a.argon2_parallelism,
+                    None,
+                )
+                .is_ok(),
+                "argon2 rejects these parameters (memory must be at least 8 x parallelism KiB)",
+            ),
+            (
+                "auth.argon2_iterations",
+                a.argon2_iterations >= 1,
+                "must be at least 1",
+            ),
+            (
+                "log.level",
+                tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
+                "is not a valid tracing filter (try \"info\")",
+            ),
+        ];
+        for (key, ok, why) in checks {
+            if !ok {
+                return Err(ConfigError(format!("invalid value for `{key}`: {why}")));
+            }
+        }
+        if self.database.path.as_os_str().is_empty() {
+            return Err(ConfigError(
+                "invalid value for `database.path`: must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with every secret masked.
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Turns figment's error into one line: what is wrong, which key, which source.
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    let first = error.into_iter().next();
+    let Some(e) = first else {
+        return ConfigError("invalid configuration".into());
+    };
+    let key = e
+        .path
+        .iter()
+        .filter(|p| p.as_str() != "default")
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(".");
+    let source = e
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(s) => format!(" (from {} {s})", m.name),
+            None => format!(" (from {})", m.name),
+        })
+        .unwrap_or_default();
+    let what = match &e.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            let key = if key.is_empty() {
+                field.clone()
+            } else {
+                format!("{key}.{field}")
+            };
+            return ConfigError(format!("unknown configuration key `{key}`{source}"));
+        }
+        kind => kind.to_string(),
+    };
+    if key.is_empty() {
+        ConfigError(format!("invalid configuration: {what}{source}"))
+    } else {
+        ConfigError(format!("invalid value for `{key}`: {what}{source}"))
+    }
+}

@@ -1,0 +1,231 @@
+//! SQLite access: one writer connection that serializes every write, a pool
+//! of read-only connections, embedded forward-only migrations, and the one
+//! helper that moves blocking database work off the async runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{M, Migrations};
+
+use crate::config::DatabaseConfig;
+use crate::error::Error;
+
+/// Every migration, in order. Append only: a released migration never changes.
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!(
+    "migrations/0001_users_and_catalogue.sql"
+))];
+
+/// The schema version this binary writes.
+pub fn schema_version() -> usize {
+    MIGRATIONS.len()
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::from_slice(MIGRATIONS)
+}
+
+/// A database file this binary cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "database {path} has schema version {found}, newer than the {known} this wemaster knows; \
+         run a newer wemaster or restore a backup"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub from: usize,
+    pub to: usize,
+}
+
+type SqlitePool = Pool<SqliteConnectionManager>;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    /// Pool of exactly one connection: SQLite allows one writer at a time, so
+    /// writers queue here instead of spinning on `SQLITE_BUSY`.
+    writer: SqlitePool,
+    /// Read-only connections; WAL lets them read while the writer writes.
+    readers: SqlitePool,
+    path: Arc<PathBuf>,
+}
+
+impl Db {
+    /// Opens (creating the file and its folder if needed) and migrates the
+    /// database, then builds the pools.
+    pub fn open(config: &DatabaseConfig) -> Result<(Self, MigrationReport), OpenError> {
+        let path = config.path.clone();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create folder {}", parent.display()))?;
+        }
+        let report = migrate_file(&path, config.busy_timeout_ms)?;
+
+        let busy_timeout = config.busy_timeout_ms;
+        let pragmas = move |conn: &mut Connection| {
+            conn.busy_timeout(Duration::from_millis(busy_timeout))?;
+            conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+            conn.set_prepared_statement_cache_capacity(64);
+            Ok(())
+        };
+        let wait = Duration::from_millis(config.pool_timeout_ms);
+        let writer = Pool::builder()
+            .max_size(1)
+            .connection_timeout(wait)
+            .build(SqliteConnectionManager::file(&path).with_init(pragmas))
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        let readers = Pool::builder()
+            .max_size(config.read_pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(wait)
+            .build(
+                SqliteConnectionManager::file(&path)
+                    .with_flags(
+                        OpenFlags::SQLITE_OPEN_READ_ONLY
+                            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                            | OpenFlags::SQLITE_OPEN_URI,
+                    )
+                    .with_init(pragmas),
+            )
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        let db = Db {
+            writer,
+            readers,
+            path: Arc::new(path),
+        };
+        Ok((db, report))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version the file holds now; `/readyz` compares it with
+    /// [`schema_version`].
+    pub async fn current_schema_version(&self) -> Result<usize, Error> {
+        self.read(|conn| {
+            let v: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            Ok(usize::try_from(v).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Runs `f` on a read-only connection, off the async runtime.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        run_blocking(move || f(&*checkout(&pool)?)).await
+    }
+
+    /// Runs `f` on the writer connection, off the async runtime. Writes are
+    /// serialized: one runs at a time, the rest queue for the connection.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let pool = self.writer.clone();
+        run_blocking(move || f(&mut *checkout(&pool)?)).await
+    }
+
+    /// The writer connection for command-line tools that run outside a runtime.
+    pub fn write_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        f(&mut *checkout(&self.writer)?)
+    }
+
+    /// Flushes the WAL into the main file so the database closes clean.
+    pub fn close(&self) {
+        let result = checkout(&self.writer).and_then(|conn| {
+            conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(Error::from)
+        });
+        match result {
+            Ok(()) => tracing::info!(path = %self.path.display(), "database closed"),
+            Err(e) => tracing::warn!(error = %e, "database checkpoint at shutdown failed"),
+        }
+    }
+}
+
+fn checkout(pool: &SqlitePool) -> Result<PooledConnection<SqliteConnectionManager>, Error> {
+    pool.get().map_err(|e| {
+        tracing::warn!(error = %e, "no database connection free in time");
+        Error::unavailable("the database is busy, try again shortly", 1)
+    })
+}
+
+/// Moves blocking work to tokio's blocking pool.
+pub async fn run_blocking<T, F>(f: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(anyhow::anyhow!("blocking task failed: {e}")))?
+}
+
+/// Sets WAL mode and brings the schema of the file at `path` up to date,
+/// refusing a file written by a newer binary.
+pub fn migrate_file(path: &Path, busy_timeout_ms: u64) -> Result<MigrationReport, OpenError> {
+    let mut conn = Connection::open(path)
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+    conn.busy_timeout(Duration::from_millis(busy_timeout_ms))
+        .context("cannot set busy timeout")?;
+    // journal_mode is persistent in the file; setting it once here is enough.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .with_context(|| format!("cannot switch {} to WAL", path.display()))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .context("cannot enable foreign keys")?;
+
+    let from: usize = conn
+        .pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
+        .with_context(|| format!("{} is not a SQLite database", path.display()))?
+        .try_into()
+        .unwrap_or(usize::MAX);
+    let known = schema_version();
+    if from > known {
+        return Err(OpenError::TooNew {
+            path: path.to_path_buf(),
+            found: from,
+            known,
+        });
+    }
+    migrations()
+        .to_latest(&mut conn)
+        .with_context(|| format!("migrating {} failed", path.display()))?;
+    if from < known {
+        tracing::info!(from, to = known, path = %path.display(), "database migrated");
+    }
+    Ok(MigrationReport { from, to: known })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().expect("migrations validate");
+    }
+}

@@ -1,0 +1,148 @@
+//! Demo data: the fixtures in `data/demo.json` (embedded in the binary),
+//! loaded by `wemaster seed` and on a fresh database when
+//! `demo.seed_on_empty` is set. Seeding is idempotent: accounts are matched by
+//! email and offerings by slug, and what exists is left alone.
+
+use serde::Deserialize;
+
+use crate::auth::model::{NewUser, Role};
+use crate::auth::{password, repo as users};
+use crate::catalogue::model::{NewOffering, NewVariant, OfferingStatus, OfferingType};
+use crate::catalogue::repo as catalogue;
+use crate::config::AuthConfig;
+use crate::db::Db;
+use crate::error::Error;
+
+const FIXTURES: &str = include_str!("../data/demo.json");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fixtures {
+    users: Vec<FixtureUser>,
+    offerings: Vec<FixtureOffering>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FixtureUser {
+    email: String,
+    password: String,
+    name: String,
+    role: Role,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FixtureOffering {
+    slug: String,
+    /// Email of the tutor account that owns it.
+    tutor: String,
+    #[serde(rename = "type")]
+    kind: OfferingType,
+    title: String,
+    summary: Option<String>,
+    description: Option<String>,
+    thumbnail: Option<String>,
+    category: Option<String>,
+    tags: Vec<String>,
+    level: Option<String>,
+    language: Option<String>,
+    status: OfferingStatus,
+    variants: Vec<NewVariant>,
+}
+
+/// What one seeding run added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedReport {
+    pub users_added: usize,
+    pub offerings_added: usize,
+}
+
+/// Loads the demo fixtures into the database. Blocking: hashes passwords.
+pub fn seed(db: &Db, auth: &AuthConfig) -> Result<SeedReport, Error> {
+    let fixtures: Fixtures = serde_json::from_str(FIXTURES)?;
+    let argon = password::argon2(auth);
+
+    // Hash only the passwords of accounts that are missing, outside the
+    // write transaction so the writer is not held for seconds.
+    let missing: Vec<&FixtureUser> = db.write_blocking(|conn| {
+        let mut missing = Vec::new();
+        for user in &fixtures.users {
+            if users::id_by_email(conn, &user.email)?.is_none() {
+                missing.push(user);
+            }
+        }
+        Ok(missing)
+    })?;
+    let mut new_users = Vec::with_capacity(missing.len());
+    for user in missing {
+        new_users.push(NewUser {
+            id: crate::ids::new_id(),
+            email: user.email.clone(),
+            password_hash: password::hash(&argon, &user.password)?,
+            name: Some(user.name.clone()),
+            role: user.role,
+            created_at: crate::clock::now(),
+        });
+    }
+
+    db.write_blocking(|conn| {
+        let tx = conn.transaction()?;
+        let mut report = SeedReport {
+            users_added: 0,
+            offerings_added: 0,
+        };
+        for user in &new_users {
+            if users::id_by_email(&tx, &user.email)?.is_none() {
+                users::insert_user(&tx, user)?;
+                report.users_added += 1;
+            }
+        }
+        let count = fixtures.offerings.len();
+        let now = time::OffsetDateTime::now_utc();
+        for (i, o) in fixtures.offerings.into_iter().enumerate() {
+            if catalogue::slug_exists(&tx, &o.slug)? {
+                continue;
+            }
+            let tutor_id = users::id_by_email(&tx, &o.tutor)?.ok_or_else(|| {
+                Error::internal(anyhow::anyhow!("fixture tutor {} is missing", o.tutor))
+            })?;
+            // Spread creation times so the default newest-first sort is stable
+            // and matches the fixture order.
+            let created = now - time::Duration::minutes((count - i) as i64);
+            catalogue::insert_offering(
+                &tx,
+                &NewOffering {
+                    id: crate::ids::new_id(),
+                    slug: o.slug,
+                    tutor_id,
+                    kind: o.kind,
+                    title: o.title,
+                    summary: o.summary,
+                    description: o.description,
+                    thumbnail: o.thumbnail,
+                    category: o.category,
+                    tags: o.tags,
+                    level: o.level,
+                    language: o.language,
+                    status: o.status,
+                    variants: o.variants,
+                    created_at: crate::clock::format(created),
+                },
+            )?;
+            report.offerings_added += 1;
+        }
+        tx.commit()?;
+        Ok(report)
+    })
+}
+
+/// Seeds only when the database holds no accounts yet.
+pub fn seed_if_empty(db: &Db, auth: &AuthConfig) -> Result<Option<SeedReport>, Error> {
+    let empty = db.write_blocking(|conn| Ok(users::count_users(conn)? == 0))?;
+    if empty {
+        seed(db, auth).map(Some)
+    } else {
+        Ok(None)
+    }
+}

@@ -1,0 +1,79 @@
+//! Health report shapes (API.md, Health).
+
+use poem_openapi::{Enum, Object};
+
+/// `up`, `degraded` (slower than its configured threshold) or `down`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Up,
+    Degraded,
+    Down,
+}
+
+/// Full health report.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Health {
+    /// Worst status of all checks.
+    pub status: CheckStatus,
+    /// When this report was made (RFC 3339, UTC).
+    #[oai(validator(max_length = 40))]
+    pub timestamp: String,
+    /// Seconds since the process started.
+    pub uptime_seconds: u64,
+    /// Server version.
+    pub version: String,
+    /// One entry per dependency.
+    pub services: Services,
+}
+
+/// Per-dependency checks.
+#[derive(Debug, Clone, Object)]
+pub struct Services {
+    pub database: DatabaseCheck,
+    pub cache: CacheCheck,
+}
+
+/// Result of a timed database round-trip.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DatabaseCheck {
+    pub status: CheckStatus,
+    /// Round-trip time in milliseconds, including waiting for a connection.
+    pub response_time: f64,
+    /// `ok`, or why the check is not `up`.
+    pub message: String,
+}
+
+/// State of the in-process response cache.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CacheCheck {
+    pub status: CheckStatus,
+    /// Time to read the cache's figures, in milliseconds.
+    pub response_time: f64,
+    pub message: String,
+    /// Responses held right now.
+    pub entries: u64,
+    /// Hits over lookups since start, 0 to 1.
+    pub hit_rate: f64,
+}
+
+/// Readiness to take traffic.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Readiness {
+    /// True when migrations ran and the database answers.
+    pub ready: bool,
+    /// Schema version found in the database file.
+    pub schema_version: u64,
+    pub message: String,
+}
+
+/// Liveness: the process serves.
+#[derive(Debug, Clone, Object)]
+pub struct Liveness {
+    /// Always `up`.
+    pub status: CheckStatus,
+}

@@ -1,0 +1,16 @@
+//! WeMaster: a marketplace backend for tutors and students in one binary.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cache;
+pub mod catalogue;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod health;
+pub mod ids;
+pub mod logging;

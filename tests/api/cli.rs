@@ -1,0 +1,83 @@
+//! The command line: openapi, migrate, and graceful shutdown of `serve`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{binary, run_binary};
+
+#[test]
+fn openapi_command_prints_the_committed_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (status, yaml, _) = run_binary(dir.path(), &["openapi", "--format", "yaml"], &[]);
+    assert_eq!(status, 0);
+    let committed = std::fs::read_to_string(root.join("openapi/openapi.yaml")).unwrap();
+    assert_eq!(yaml, committed, "run `cargo run -- openapi --format yaml`");
+    let (status, json, _) = run_binary(dir.path(), &["openapi"], &[]);
+    assert_eq!(status, 0);
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("JSON spec");
+    assert_eq!(parsed["servers"][0]["url"], "/api/v1");
+}
+
+#[test]
+fn migrate_twice_reports_the_same_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WEMASTER_DATABASE__PATH", "db/w.db")];
+    let (status, first, stderr) = run_binary(dir.path(), &["migrate"], &env);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(first.contains("(was 0)"), "{first}");
+    let (status, second, _) = run_binary(dir.path(), &["migrate"], &env);
+    assert_eq!(status, 0);
+    let v = wemaster::db::schema_version();
+    assert!(
+        second.contains(&format!("schema version {v} (was {v})")),
+        "{second}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(binary())
+        .current_dir(dir.path())
+        .env("WEMASTER_SERVER__ADDR", format!("127.0.0.1:{port}"))
+        .env("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64")
+        .env("WEMASTER_AUTH__ARGON2_ITERATIONS", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "server never listened");
+        let line = lines.next().expect("log line").unwrap();
+        if line.contains("listening") {
+            break;
+        }
+    }
+    let ok = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(ok, "server accepts connections");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("database closed")),
+        "{rest:?}"
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("data/wemaster.db")).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}

@@ -1,0 +1,170 @@
+//! Configuration precedence and configuration errors.
+#![allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
+
+use std::path::Path;
+
+use figment::Jail;
+use wemaster::config::Config;
+
+use crate::helpers::run_binary;
+
+#[test]
+fn defaults_apply_when_the_file_is_absent() {
+    Jail::expect_with(|_jail| {
+        let config = Config::load(Path::new("wemaster.toml")).expect("defaults load");
+        assert_eq!(config.server.addr.to_string(), "127.0.0.1:3002");
+        assert_eq!(config.database.path, Path::new("data/wemaster.db"));
+        assert!(config.demo.seed_on_empty);
+        Ok(())
+    });
+}
+
+#[test]
+fn file_overrides_defaults_and_env_overrides_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "wemaster.toml",
+            "[server]\naddr = \"127.0.0.1:4000\"\n[database]\nread_pool_size = 3\npath = \"x.db\"\n",
+        )?;
+        jail.set_env("WEMASTER_SERVER__ADDR", "127.0.0.1:5000");
+        jail.set_env("WEMASTER_RATE_LIMIT__ENABLED", "false");
+        let config = Config::load(Path::new("wemaster.toml")).expect("loads");
+        assert_eq!(config.server.addr.to_string(), "127.0.0.1:5000", "env wins");
+        assert_eq!(config.database.read_pool_size, 3, "file wins over default");
+        assert_eq!(config.database.path, Path::new("x.db"));
+        assert!(!config.rate_limit.enabled);
+        assert_eq!(config.database.busy_timeout_ms, 5_000, "default kept");
+        Ok(())
+    });
+}
+
+fn load_error(toml: &str, env: &[(&str, &str)]) -> String {
+    let mut message = String::new();
+    Jail::expect_with(|jail| {
+        jail.create_file("wemaster.toml", toml)?;
+        for (k, v) in env {
+            jail.set_env(k, v);
+        }
+        message = Config::load(Path::new("wemaster.toml"))
+            .expect_err("config must be refused")
+            .to_string();
+        Ok(())
+    });
+    assert!(!message.contains('\n'), "one line: {message}");
+    message
+}
+
+#[test]
+fn unknown_key_in_file_is_refused_by_name() {
+    let msg = load_error("[server]\nadress = \"127.0.0.1:1\"\n", &[]);
+    assert!(msg.contains("server.adress"), "{msg}");
+}
+
+#[test]
+fn unknown_section_is_refused_by_name() {
+    let msg = load_error("[sever]\naddr = \"127.0.0.1:1\"\n", &[]);
+    assert!(msg.contains("sever"), "{msg}");
+}
+
+#[test]
+fn unknown_key_in_env_is_refused_by_name() {
+    let msg = load_error("", &[("WEMASTER_DATABASE__POOLSIZE", "4")]);
+    assert!(msg.contains("database.poolsize"), "{msg}");
+}
+
+#[test]
+fn wrong_type_is_refused_by_name() {
+    let msg = load_error("[database]\nread_pool_size = \"many\"\n", &[]);
+    assert!(msg.contains("database.read_pool_size"), "{msg}");
+}
+
+#[test]
+fn impossible_port_is_refused_by_name() {
+    let msg = load_error("[server]\naddr = \"127.0.0.1:70000\"\n", &[]);
+    assert!(msg.contains("server.addr"), "{msg}");
+}
+
+#[test]
+fn zero_pool_size_is_refused_by_name() {
+    let msg = load_error("[database]\nread_pool_size = 0\n", &[]);
+    assert!(msg.contains("database.read_pool_size"), "{msg}");
+}
+
+#[test]
+fn bad_config_stops_the_binary_with_status_2_and_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wemaster.toml"),
+        "[database]\nread_pool_size = 0\n",
+    )
+    .unwrap();
+    let (status, stdout, stderr) = run_binary(dir.path(), &["serve"], &[]);
+    assert_eq!(status, 2, "stderr: {stderr}");
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("database.read_pool_size"), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+    assert!(!dir.path().join("data").exists(), "nothing created");
+}
+
+#[test]
+fn bad_env_value_stops_the_binary_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, stderr) = run_binary(
+        dir.path(),
+        &["config"],
+        &[("WEMASTER_SERVER__ADDR", "127.0.0.1:70000")],
+    );
+    assert_eq!(status, 2, "{stderr}");
+    assert!(stderr.contains("server.addr"), "{stderr}");
+}
+
+#[test]
+fn missing_explicit_config_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, stderr) = run_binary(dir.path(), &["--config", "nope.toml", "config"], &[]);
+    assert_eq!(status, 2);
+    assert!(stderr.contains("nope.toml"), "{stderr}");
+}
+
+#[test]
+fn config_command_prints_effective_values_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("custom.toml"),
+        "[payments]\nwebhook_secret = \"whsec_super_secret_value\"\n",
+    )
+    .unwrap();
+    let (status, stdout, stderr) = run_binary(
+        dir.path(),
+        &["config", "--config", "custom.toml"],
+        &[("WEMASTER_DATABASE__PATH", "elsewhere.db")],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert!(!stdout.contains("whsec_super_secret_value"), "{stdout}");
+    assert!(stdout.contains("********"), "{stdout}");
+    assert!(stdout.contains("elsewhere.db"), "{stdout}");
+    let parsed: toml::Value = toml::from_str(&stdout).expect("valid TOML");
+    assert_eq!(parsed["server"]["addr"].as_str(), Some("127.0.0.1:3002"));
+}
+
+#[test]
+fn shipped_config_file_loads_and_lists_every_key() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("wemaster.toml");
+    let text = std::fs::read_to_string(&shipped).expect("wemaster.toml is shipped");
+    Config::load(&shipped).expect("shipped file is valid");
+    // Every key of the effective configuration appears in the shipped file.
+    let rendered: toml::Value = toml::from_str(&Config::default().to_masked_toml()).unwrap();
+    let shipped_value: toml::Value = toml::from_str(&text).unwrap();
+    for (section, keys) in rendered.as_table().unwrap() {
+        for key in keys.as_table().unwrap().keys() {
+            assert!(
+                shipped_value
+                    .get(section)
+                    .and_then(|s| s.get(key))
+                    .is_some(),
+                "wemaster.toml lacks {section}.{key}"
+            );
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Swagger UI, the served spec, and the committed spec.
+
+use std::path::Path;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn swagger_ui_is_served_at_docs() {
+    let app = spawn_app().await;
+    let resp = app.get("/docs").await;
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("swagger"), "Swagger UI page");
+    assert!(html.contains("WeMaster API"), "embeds the spec");
+}
+
+#[tokio::test]
+async fn root_redirects_to_docs() {
+    let app = spawn_app().await;
+    let resp = app.get("/").await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/docs");
+}
+
+/// The served spec must equal the committed files under openapi/. Set
+/// `UPDATE_OPENAPI=1` to rewrite them.
+#[tokio::test]
+async fn served_spec_matches_the_committed_spec() {
+    let app = spawn_app().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi");
+    for (path, file) in [
+        ("/openapi.json", "openapi.json"),
+        ("/openapi.yaml", "openapi.yaml"),
+    ] {
+        let resp = app.get(path).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        let served = resp.text().await.unwrap();
+        let served = if file.ends_with(".json") {
+            format!("{served}\n")
+        } else {
+            served
+        };
+        let committed_path = root.join(file);
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::create_dir_all(&root).unwrap();
+            std::fs::write(&committed_path, &served).unwrap();
+            continue;
+        }
+        let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
+        assert!(
+            served == committed,
+            "openapi/{file} is stale; regenerate with `UPDATE_OPENAPI=1 cargo test --test api docs::`"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_operation_is_documented() {
+    let spec: serde_json::Value = serde_json::from_str(&wemaster::api::service().spec()).unwrap();
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let where_ = format!("{method} {path}");
+            assert!(op["summary"].is_string(), "{where_} lacks a summary");
+            assert!(
+                op["description"].is_string(),
+                "{where_} lacks a description"
+            );
+            assert!(op["tags"][0].is_string(), "{where_} lacks a tag");
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            assert!(!id.is_empty(), "{where_} lacks an operationId");
+            assert!(ids.insert(id), "{where_} reuses an operationId");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_route_is_a_problem_body() {
+    let app = spawn_app().await;
+    let body = crate::helpers::problem(app.get("/api/v1/nope").await, 404).await;
+    assert_eq!(body["code"], "NOT_FOUND");
+}

@@ -1,0 +1,144 @@
+//! `spawn_app` and typed request helpers shared by every test module.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use wemaster::app::Application;
+use wemaster::config::Config;
+
+/// A running server on its own temporary database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub db_path: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    // Dropped last: holds the database file.
+    _dir: TempDir,
+}
+
+/// A configuration for tests: port 0, a fresh database file in `dir`, cheap
+/// Argon2 parameters, demo data seeded.
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.server.addr = "127.0.0.1:0".parse().unwrap();
+    config.server.shutdown_grace_seconds = 2;
+    config.database.path = dir.join("wemaster.db");
+    config.auth.argon2_memory_kib = 64;
+    config.auth.argon2_iterations = 1;
+    config.auth.argon2_parallelism = 1;
+    config.log.level = "warn".into();
+    config
+}
+
+/// Starts the server with the test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the server after `adjust` has changed the test configuration.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(dir.path());
+    adjust(&mut config);
+    spawn_in(dir, config).await
+}
+
+/// Starts the server on an existing temporary folder and configuration.
+pub async fn spawn_in(dir: TempDir, config: Config) -> TestApp {
+    let app = Application::build(config.clone())
+        .await
+        .expect("application builds");
+    let addr = app.addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        db_path: config.database.path.clone(),
+        stop: Some(stop),
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Stops the server gracefully and waits until the database is closed.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self._dir, dir)
+    }
+}
+
+/// Parses a problem body and checks its required members.
+pub async fn problem(resp: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "unexpected status");
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "content type was {content_type}"
+    );
+    let body: serde_json::Value = resp.json().await.expect("problem body");
+    for key in ["type", "title", "status", "detail", "code"] {
+        assert!(body.get(key).is_some(), "problem lacks {key}: {body}");
+    }
+    assert_eq!(body["status"], status);
+    body
+}
+
+/// Path of the built `wemaster` binary.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_wemaster")
+}
+
+/// Runs the binary in `dir` with the given args and env, returning status,
+/// stdout and stderr.
+pub fn run_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(binary());
+    cmd.current_dir(dir).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // The tests must not see a developer's own WEMASTER_* settings.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WEMASTER_") && !env.iter().any(|(e, _)| *e == k) {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

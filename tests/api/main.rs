@@ -1,0 +1,10 @@
+//! Integration tests: the real server on a loopback port with a temporary
+//! database file, driven over real HTTP.
+
+mod cli;
+mod config;
+mod docs;
+mod health;
+mod helpers;
+mod migrations;
+mod seed;
