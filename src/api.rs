@@ -3,6 +3,8 @@
 
 use poem_openapi::{OpenApiService, Tags};
 
+use crate::admin::api::AdminApi;
+use crate::auth::api::{AuthApi, UsersApi};
 use crate::health::api::HealthApi;
 
 /// Groups of operations, in the order Swagger UI shows them.
@@ -10,23 +12,33 @@ use crate::health::api::HealthApi;
 pub enum ApiTags {
     /// Liveness, readiness and the health report.
     Health,
+    /// Sign-up, sign-in, token refresh, sign-out and password reset.
+    Auth,
+    /// Accounts.
+    Users,
+    /// Admin-only views.
+    Admin,
 }
 
 /// Every domain's operations.
-pub type Apis = HealthApi;
+pub type Apis = (HealthApi, AuthApi, UsersApi, AdminApi);
 
 /// Base path of every operation.
 pub const BASE_PATH: &str = "/api/v1";
 
 /// Builds the OpenAPI service; also what `wemaster openapi` prints.
 pub fn service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(HealthApi, "WeMaster API", env!("CARGO_PKG_VERSION"))
-        .description(
-            "Marketplace API for tutors selling courses and lessons and students buying them. \
+    OpenApiService::new(
+        (HealthApi, AuthApi, UsersApi, AdminApi),
+        "WeMaster API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Marketplace API for tutors selling courses and lessons and students buying them. \
              JSON in camelCase; money in integer minor units with a lower-case ISO 4217 \
              currency; lists are bare arrays paged with `page` and `limit`, with \
              `X-Total-Count` and RFC 8288 `Link` headers; errors are RFC 9457 problem \
              details with a stable `code`.",
-        )
-        .server(BASE_PATH)
+    )
+    .server(BASE_PATH)
 }

@@ -14,6 +14,8 @@ use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::web::{Data, Redirect};
 use poem::{EndpointExt, IntoResponse, Route, Server, get, handler};
 
+use crate::auth::password::PasswordHasher;
+use crate::auth::token::AccessTokens;
 use crate::cache::ResponseCache;
 use crate::config::Config;
 use crate::db::{self, Db};
@@ -28,6 +30,10 @@ pub struct App {
     pub db: Db,
     /// Ready-to-send responses of hot reads.
     pub cache: ResponseCache,
+    /// Bounded Argon2id hashing off the runtime.
+    pub hasher: PasswordHasher,
+    /// Signs and verifies access tokens.
+    pub tokens: AccessTokens,
     /// When the process started, for `uptimeSeconds`.
     pub started: Instant,
 }
@@ -56,8 +62,13 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let cfg = config.clone();
-        let db = tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
+        let (db, hasher, tokens) = tokio::task::spawn_blocking(move || {
             let (db, _) = Db::open(&cfg.database)?;
+            let secret = crate::auth::signing_secret(&db, &cfg.auth)
+                .map_err(|e| anyhow::anyhow!("cannot load the token signing secret: {e:?}"))?;
+            let tokens = AccessTokens::new(&cfg.auth, secret.as_bytes());
+            let hasher = PasswordHasher::new(&cfg.auth)
+                .map_err(|e| anyhow::anyhow!("cannot set up password hashing: {e:?}"))?;
             if cfg.demo.seed_on_empty
                 && let Some(report) = crate::demo::seed_if_empty(&db, &cfg.auth)
                     .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e:?}"))?
@@ -68,7 +79,7 @@ impl Application {
                     "empty database seeded with demo data"
                 );
             }
-            Ok(db)
+            anyhow::Ok((db, hasher, tokens))
         })
         .await
         .context("database start-up task failed")??;
@@ -86,6 +97,8 @@ impl Application {
             cache: ResponseCache::new(&config.cache),
             config,
             db,
+            hasher,
+            tokens,
             started: Instant::now(),
         }));
         Ok(Self {

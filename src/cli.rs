@@ -6,8 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::{Application, shutdown_signal};
+use crate::auth::model::{NewUser, Role, check_new_password, normalize_email};
+use crate::auth::{password, repo as users};
 use crate::config::Config;
 use crate::db::Db;
+use crate::error::Error;
 
 /// WeMaster marketplace backend: one binary, one TOML file, SQLite.
 #[derive(Debug, Parser)]
@@ -37,6 +40,42 @@ pub enum Command {
     },
     /// Print the effective configuration, secrets masked.
     Config,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account of any role (the only way to create an ADMIN). The
+    /// password is read from WEMASTER_NEW_PASSWORD or, if unset, from the
+    /// first line of stdin; never from the command line.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum, default_value_t = CliRole::Student)]
+        role: CliRole,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum CliRole {
+    Student,
+    Tutor,
+    Admin,
+}
+
+impl From<CliRole> for Role {
+    fn from(role: CliRole) -> Self {
+        match role {
+            CliRole::Student => Role::Student,
+            CliRole::Tutor => Role::Tutor,
+            CliRole::Admin => Role::Admin,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -109,6 +148,10 @@ pub fn run() -> ExitCode {
                     }),
             )
         }
+        Command::User(UserCommand::Create { email, role, name }) => {
+            crate::logging::init(&config.log);
+            report(create_user(&config, &email, role.into(), name))
+        }
         Command::Serve => {
             crate::logging::init(&config.log);
             report(serve(config))
@@ -137,4 +180,48 @@ fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// Environment variable `wemaster user create` reads the password from.
+const NEW_PASSWORD_ENV: &str = "WEMASTER_NEW_PASSWORD";
+
+fn create_user(
+    config: &Config,
+    email: &str,
+    role: Role,
+    name: Option<String>,
+) -> anyhow::Result<()> {
+    let email = normalize_email(email).map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    let secret = match std::env::var(NEW_PASSWORD_ENV) {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    check_new_password("password", &secret).map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    let (db, _) = Db::open(&config.database)?;
+    let user = NewUser {
+        id: crate::ids::new_id(),
+        email,
+        password_hash: password::hash(&password::argon2(&config.auth), &secret)
+            .map_err(|e| anyhow::anyhow!("{}", e.detail()))?,
+        name,
+        role,
+        created_at: crate::clock::now(),
+    };
+    db.write_blocking(|conn| {
+        users::insert_user(conn, &user).map_err(|e| {
+            Error::from_unique_violation(e, "an account with this email already exists")
+        })
+    })
+    .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    println!(
+        "created {} account {} ({})",
+        role.as_str(),
+        user.email,
+        user.id
+    );
+    Ok(())
 }

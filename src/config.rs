@@ -12,6 +12,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 
+/// `WEMASTER_*` variables that are not configuration keys (with the prefix
+/// removed, as figment sees them).
+const NOT_CONFIG_ENV: &[&str] = &["new_password", "config"];
+
 /// The effective configuration of one server process.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -129,6 +133,25 @@ pub struct AuthConfig {
     pub argon2_iterations: u32,
     /// Argon2id lanes.
     pub argon2_parallelism: u32,
+    /// Password hashes computed at once; 0 means the number of CPU cores.
+    pub hash_concurrency: usize,
+    /// How long a login may wait for a hashing slot before it gets a 503.
+    pub hash_queue_timeout_ms: u64,
+    /// HS256 signing secret for access tokens (at least 32 bytes). Empty:
+    /// generated on first start and kept in the database.
+    pub jwt_secret: Secret,
+    /// `iss` claim of access tokens.
+    pub jwt_issuer: String,
+    /// `aud` claim of access tokens.
+    pub jwt_audience: String,
+    /// Lifetime of an access token.
+    pub access_token_ttl_seconds: u64,
+    /// Lifetime of a refresh token.
+    pub refresh_token_ttl_seconds: u64,
+    /// Lifetime of a password-reset token.
+    pub reset_token_ttl_seconds: u64,
+    /// Link sent for a password reset; `{token}` is replaced by the token.
+    pub reset_link: String,
 }
 
 impl Default for AuthConfig {
@@ -137,6 +160,26 @@ impl Default for AuthConfig {
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
+            hash_concurrency: 0,
+            hash_queue_timeout_ms: 5_000,
+            jwt_secret: Secret::default(),
+            jwt_issuer: "wemaster".into(),
+            jwt_audience: "wemaster-api".into(),
+            access_token_ttl_seconds: 15 * 60,
+            refresh_token_ttl_seconds: 30 * 24 * 3600,
+            reset_token_ttl_seconds: 30 * 60,
+            reset_link: "http://127.0.0.1:3002/reset-password?token={token}".into(),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Hashing slots: the configured number, or one per CPU core.
+    pub fn effective_hash_concurrency(&self) -> usize {
+        if self.hash_concurrency == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            self.hash_concurrency
         }
     }
 }
@@ -257,9 +300,11 @@ impl Config {
     pub fn figment(path: &Path) -> Figment {
         // Built-in defaults come from serde's `default` attributes; a
         // `Serialized` provider would feed the masked secrets back in.
-        Figment::new()
-            .merge(Toml::file(path))
-            .merge(Env::prefixed("WEMASTER_").split("__"))
+        Figment::new().merge(Toml::file(path)).merge(
+            Env::prefixed("WEMASTER_")
+                .ignore(NOT_CONFIG_ENV)
+                .split("__"),
+        )
     }
 
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
@@ -271,7 +316,7 @@ impl Config {
     /// Checks the values serde cannot: ranges and relations.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let a = &self.auth;
-        let checks: [(&str, bool, &str); 7] = [
+        let checks: [(&str, bool, &str); 11] = [
             (
                 "database.read_pool_size",
                 (1..=256).contains(&self.database.read_pool_size),
@@ -306,6 +351,26 @@ impl Config {
             (
                 "auth.argon2_iterations",
                 a.argon2_iterations >= 1,
+                "must be at least 1",
+            ),
+            (
+                "auth.jwt_secret",
+                a.jwt_secret.is_empty() || a.jwt_secret.expose().len() >= 32,
+                "must be empty (generated) or at least 32 bytes",
+            ),
+            (
+                "auth.access_token_ttl_seconds",
+                (10..=86_400).contains(&a.access_token_ttl_seconds),
+                "must be between 10 and 86400",
+            ),
+            (
+                "auth.refresh_token_ttl_seconds",
+                a.refresh_token_ttl_seconds >= 60,
+                "must be at least 60",
+            ),
+            (
+                "auth.reset_token_ttl_seconds",
+                a.reset_token_ttl_seconds >= 1,
                 "must be at least 1",
             ),
             (
@@ -356,7 +421,7 @@ fn describe_figment_error(error: figment::Error) -> ConfigError {
         .unwrap_or_default();
     let what = match &e.kind {
         figment::error::Kind::UnknownField(field, _) => {
-            let key = if key.is_empty() {
+            let key = if key.is_empty() || key == *field {
                 field.clone()
             } else {
                 format!("{key}.{field}")

@@ -244,6 +244,10 @@ pub fn problem_response(problem: &Problem, retry_after: Option<u64>) -> Response
         .status(StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .content_type(PROBLEM_JSON)
         .body(body);
+    if problem.status == 401 {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
     if let Some(seconds) = retry_after {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -267,7 +271,9 @@ pub async fn problem_from_poem_error(err: poem::Error) -> Response {
     } else {
         (code_for_status(status), None)
     };
-    let detail = if status.is_server_error() {
+    let detail = if err.is::<poem_openapi::error::AuthorizationError>() {
+        "a valid bearer access token is required".to_string()
+    } else if status.is_server_error() {
         tracing::error!(error = %err, "request failed");
         "the server failed to handle this request".to_string()
     } else {

@@ -1,5 +1,6 @@
 //! WeMaster: a marketplace backend for tutors and students in one binary.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
@@ -14,3 +15,4 @@ pub mod error;
 pub mod health;
 pub mod ids;
 pub mod logging;
+pub mod paging;

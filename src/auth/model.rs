@@ -1,6 +1,7 @@
 //! Account types.
 
-use poem_openapi::Enum;
+use poem_openapi::types::Example;
+use poem_openapi::{Enum, Object};
 
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Deserialize, serde::Serialize)]
@@ -39,4 +40,179 @@ pub struct NewUser {
     pub name: Option<String>,
     pub role: Role,
     pub created_at: String,
+}
+
+/// An account as the API shows it.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct User {
+    /// Account id (UUIDv7).
+    pub id: String,
+    /// Login email, stored trimmed and lower-cased.
+    pub email: String,
+    /// Display name.
+    pub name: Option<String>,
+    pub role: Role,
+    /// When the account was created (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+impl Example for User {
+    fn example() -> Self {
+        User {
+            id: "01938a6e-7c3b-7d2e-9f41-2b6c8e0a1d55".into(),
+            email: "student@test.com".into(),
+            name: Some("Sam Student".into()),
+            role: Role::Student,
+            created_at: "2026-01-15T09:30:00.000Z".into(),
+        }
+    }
+}
+
+/// The roles an account may register itself with; ADMIN is never
+/// self-registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RegisterRole {
+    Student,
+    Tutor,
+}
+
+impl From<RegisterRole> for Role {
+    fn from(role: RegisterRole) -> Self {
+        match role {
+            RegisterRole::Student => Role::Student,
+            RegisterRole::Tutor => Role::Tutor,
+        }
+    }
+}
+
+/// A new account.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct RegisterRequest {
+    /// Email address; trimmed and compared case-insensitively.
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    /// 8 to 128 characters.
+    #[oai(validator(min_length = 8, max_length = 128))]
+    pub password: String,
+    /// Display name, up to 100 characters.
+    #[oai(validator(max_length = 100))]
+    pub name: Option<String>,
+    /// STUDENT (default) or TUTOR.
+    pub role: Option<RegisterRole>,
+}
+
+impl Example for RegisterRequest {
+    fn example() -> Self {
+        RegisterRequest {
+            email: "new.student@example.com".into(),
+            password: "correct horse battery".into(),
+            name: Some("New Student".into()),
+            role: Some(RegisterRole::Student),
+        }
+    }
+}
+
+/// Credentials.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct LoginRequest {
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    #[oai(validator(max_length = 1024))]
+    pub password: String,
+}
+
+impl Example for LoginRequest {
+    fn example() -> Self {
+        LoginRequest {
+            email: "student@test.com".into(),
+            password: "password123".into(),
+        }
+    }
+}
+
+/// A refresh token to rotate or revoke.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    /// The refresh token from the last AuthResponse.
+    #[oai(validator(max_length = 512))]
+    pub refresh_token: String,
+}
+
+/// A signed-in session.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AuthResponse {
+    /// JWT to send as `Authorization: Bearer <accessToken>`.
+    pub access_token: String,
+    /// Opaque token for `POST /auth/refresh`; single use.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub user: User,
+}
+
+/// Start a password reset.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ForgotPasswordRequest {
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+}
+
+/// Finish a password reset.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ResetPasswordRequest {
+    /// The token from the reset link.
+    #[oai(validator(max_length = 512))]
+    pub token: String,
+    /// 8 to 128 characters.
+    #[oai(validator(min_length = 8, max_length = 128))]
+    pub new_password: String,
+}
+
+/// A mail the server would send; kept in the outbox when no mail transport
+/// is configured.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct OutboxMessage {
+    pub id: String,
+    /// What the mail is for, e.g. `PASSWORD_RESET`.
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: String,
+}
+
+/// Normalizes and checks an email address: trimmed, lower-cased, a plausible
+/// `local@domain` shape.
+pub fn normalize_email(raw: &str) -> Result<String, crate::error::Error> {
+    let email = raw.trim().to_lowercase();
+    if email.len() > 254 || !email_address::EmailAddress::is_valid(&email) {
+        return Err(crate::error::Error::validation(
+            "email",
+            "email must be a valid address such as name@example.com",
+        ));
+    }
+    Ok(email)
+}
+
+/// Checks the password policy for new passwords: 8 to 128 characters.
+pub fn check_new_password(field: &str, password: &str) -> Result<(), crate::error::Error> {
+    let n = password.chars().count();
+    if !(8..=128).contains(&n) {
+        return Err(crate::error::Error::validation(
+            field,
+            format!("{field} must be 8 to 128 characters"),
+        ));
+    }
+    Ok(())
 }

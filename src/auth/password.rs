@@ -1,8 +1,15 @@
-//! Argon2id password hashing, stored as PHC strings.
+//! Argon2id password hashing, stored as PHC strings. Hashing is expensive by
+//! design (19 MiB and tens of milliseconds each), so it runs on the blocking
+//! pool with at most a configured number at once; a burst queues for a slot,
+//! and past a bounded wait the caller gets a 503 instead of a hang.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
 
 use crate::config::AuthConfig;
 use crate::error::Error;
@@ -20,7 +27,7 @@ pub fn argon2(config: &AuthConfig) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashes a password into a PHC string. Blocking: call off the runtime.
+/// Hashes a password into a PHC string. Blocking.
 pub fn hash(argon: &Argon2<'_>, password: &str) -> Result<String, Error> {
     let salt = SaltString::generate(&mut OsRng);
     argon
@@ -30,9 +37,73 @@ pub fn hash(argon: &Argon2<'_>, password: &str) -> Result<String, Error> {
 }
 
 /// Checks a password against a stored PHC string, with the parameters
-/// recorded in that string. Blocking: call off the runtime.
+/// recorded in that string. Blocking.
 pub fn verify(argon: &Argon2<'_>, phc: &str, password: &str) -> bool {
     PasswordHash::new(phc)
         .map(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
+}
+
+/// Bounded, off-runtime hashing and verification.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    argon: Arc<Argon2<'static>>,
+    slots: Arc<Semaphore>,
+    queue_timeout: Duration,
+    /// Verified against when the account does not exist, so an unknown email
+    /// costs the same time as a wrong password.
+    dummy_hash: Arc<str>,
+}
+
+impl PasswordHasher {
+    /// Builds the hasher; computes the dummy hash once (blocking).
+    pub fn new(config: &AuthConfig) -> Result<Self, Error> {
+        let argon = argon2(config);
+        let dummy_hash = hash(&argon, "not a real password, only for timing")?;
+        Ok(Self {
+            argon: Arc::new(argon),
+            slots: Arc::new(Semaphore::new(config.effective_hash_concurrency())),
+            queue_timeout: Duration::from_millis(config.hash_queue_timeout_ms),
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+
+    /// Hashes a new password.
+    pub async fn hash(&self, password: String) -> Result<String, Error> {
+        let argon = self.argon.clone();
+        self.run(move || hash(&argon, &password)).await
+    }
+
+    /// Checks `password` against `phc`, or against the dummy hash when the
+    /// account does not exist (then the answer is always false).
+    pub async fn verify(&self, phc: Option<String>, password: String) -> Result<bool, Error> {
+        let argon = self.argon.clone();
+        let dummy = self.dummy_hash.clone();
+        self.run(move || {
+            Ok(match phc {
+                Some(phc) => verify(&argon, &phc, &password),
+                None => {
+                    let _ = verify(&argon, &dummy, &password);
+                    false
+                }
+            })
+        })
+        .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::unavailable("too many sign-ins at once, retry shortly", 1))?
+            .map_err(|_| Error::unavailable("the server is shutting down", 1))?;
+        crate::db::run_blocking(move || {
+            let result = work();
+            drop(permit);
+            result
+        })
+        .await
+    }
 }

@@ -16,9 +16,10 @@ use crate::config::DatabaseConfig;
 use crate::error::Error;
 
 /// Every migration, in order. Append only: a released migration never changes.
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!(
-    "migrations/0001_users_and_catalogue.sql"
-))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("migrations/0001_users_and_catalogue.sql")),
+    M::up(include_str!("migrations/0002_auth.sql")),
+];
 
 /// The schema version this binary writes.
 pub fn schema_version() -> usize {

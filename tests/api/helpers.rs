@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use wemaster::app::Application;
@@ -141,4 +142,58 @@ pub fn run_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, Stri
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+impl TestApp {
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Logs in and returns the session body; panics unless it is 200.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let resp = self
+            .post_json(
+                "/api/v1/auth/login",
+                &json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "login of {email}");
+        resp.json().await.unwrap()
+    }
+
+    /// An access token of a demo account.
+    pub async fn token_of(&self, email: &str) -> String {
+        let password = if email == "admin@test.com" {
+            "admin123"
+        } else {
+            "password123"
+        };
+        self.login(email, password).await["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Reads the newest outbox mail through the admin API.
+    pub async fn latest_mail(&self) -> Value {
+        let admin = self.token_of("admin@test.com").await;
+        let resp = self.get_with_token("/api/v1/admin/outbox", &admin).await;
+        assert_eq!(resp.status(), 200);
+        let mails: Value = resp.json().await.unwrap();
+        mails[0].clone()
+    }
 }

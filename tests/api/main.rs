@@ -1,6 +1,7 @@
 //! Integration tests: the real server on a loopback port with a temporary
 //! database file, driven over real HTTP.
 
+mod auth;
 mod cli;
 mod config;
 mod docs;

@@ -1,0 +1,3 @@
+//! Admin-only views across domains.
+
+pub mod api;

@@ -1,0 +1,461 @@
+//! HTTP side of accounts: register, login, refresh, logout, me, password
+//! reset, and the admin's list of users.
+
+use poem::web::Data;
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::model::{
+    AuthResponse, ForgotPasswordRequest, LoginRequest, NewUser, RefreshRequest, RegisterRequest,
+    ResetPasswordRequest, Role, User, check_new_password, normalize_email,
+};
+use super::token::{random_token, token_hash};
+use super::{BearerAuth, repo};
+use crate::api::ApiTags;
+use crate::app::AppState;
+use crate::error::declared::*;
+use crate::error::{ApiResult, Error};
+use crate::paging::{Page, Paged};
+
+pub struct AuthApi;
+
+/// A new account and its first session.
+#[derive(ApiResponse)]
+pub enum Registered {
+    /// The account was created and signed in.
+    #[oai(status = 201)]
+    Created(Json<AuthResponse>),
+}
+
+/// Answer with no body.
+#[derive(ApiResponse)]
+pub enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+/// Accepted for processing.
+#[derive(ApiResponse)]
+pub enum Accepted {
+    /// Accepted; if the account exists, a reset link is on its way.
+    #[oai(status = 202)]
+    Accepted,
+}
+
+const INVALID_CREDENTIALS: &str = "AUTH_INVALID_CREDENTIALS";
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Register an account
+    ///
+    /// Creates a STUDENT (default) or TUTOR account and signs it in. ADMIN
+    /// accounts are created with `wemaster user create`, never here. The
+    /// email is trimmed and compared case-insensitively.
+    #[oai(path = "/auth/register", method = "post", operation_id = "register")]
+    async fn register(
+        &self,
+        state: Data<&AppState>,
+        body: Json<RegisterRequest>,
+    ) -> ApiResult<Registered, { BAD_REQUEST | CONFLICT | INTERNAL | UNAVAILABLE }> {
+        let body = body.0;
+        let email = normalize_email(&body.email)?;
+        check_new_password("password", &body.password)?;
+        let name = body
+            .name
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty());
+        let role: Role = body.role.map_or(Role::Student, Into::into);
+        let password_hash = state.hasher.hash(body.password).await?;
+        let user = NewUser {
+            id: crate::ids::new_id(),
+            email,
+            password_hash,
+            name,
+            role,
+            created_at: crate::clock::now(),
+        };
+        let refresh = random_token();
+        let refresh_hash = token_hash(&refresh);
+        let ttl = state.config.auth.refresh_token_ttl_seconds;
+        let user = state
+            .db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                repo::insert_user(&tx, &user).map_err(|e| {
+                    Error::from_unique_violation(e, "an account with this email already exists")
+                        .with_field("email")
+                })?;
+                repo::insert_refresh_token(
+                    &tx,
+                    &user.id,
+                    &crate::ids::new_id(),
+                    &refresh_hash,
+                    &user.created_at,
+                    &expires_in(ttl),
+                )?;
+                let created = repo::user_by_id(&tx, &user.id)?
+                    .ok_or_else(|| Error::internal(anyhow::anyhow!("user vanished")))?;
+                tx.commit()?;
+                Ok(created)
+            })
+            .await?;
+        Ok(Registered::Created(Json(session(&state, user, refresh)?)))
+    }
+
+    /// Sign in
+    ///
+    /// Exchanges email and password for an access token and a refresh token.
+    /// A wrong password and an unknown email get the same 401 in about the
+    /// same time.
+    #[oai(path = "/auth/login", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        body: Json<LoginRequest>,
+    ) -> ApiResult<Json<AuthResponse>, { BAD_REQUEST | UNAUTHORIZED | INTERNAL | UNAVAILABLE }>
+    {
+        let body = body.0;
+        let email = normalize_email(&body.email)?;
+        let found = state
+            .db
+            .read(move |conn| Ok(repo::credentials_by_email(conn, &email)?))
+            .await?;
+        let (user, phc) = match found {
+            Some((user, phc)) => (Some(user), Some(phc)),
+            None => (None, None),
+        };
+        let valid = state.hasher.verify(phc, body.password).await?;
+        let user = match user {
+            Some(user) if valid => user,
+            _ => {
+                return Err(Error::unauthorized(
+                    INVALID_CREDENTIALS,
+                    "the email or password is incorrect",
+                )
+                .into());
+            }
+        };
+        let refresh = random_token();
+        let refresh_hash = token_hash(&refresh);
+        let ttl = state.config.auth.refresh_token_ttl_seconds;
+        let user_id = user.id.clone();
+        state
+            .db
+            .write(move |conn| {
+                let now = crate::clock::now();
+                let family = crate::ids::new_id();
+                repo::insert_refresh_token(
+                    conn,
+                    &user_id,
+                    &family,
+                    &refresh_hash,
+                    &now,
+                    &expires_in(ttl),
+                )?;
+                Ok(())
+            })
+            .await?;
+        Ok(Json(session(&state, user, refresh)?))
+    }
+
+    /// Rotate a refresh token
+    ///
+    /// Returns a new session; the presented refresh token stops working.
+    /// Presenting a token that was already rotated revokes its whole family
+    /// (every token descended from the same login): a sign of theft.
+    #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh")]
+    async fn refresh(
+        &self,
+        state: Data<&AppState>,
+        body: Json<RefreshRequest>,
+    ) -> ApiResult<Json<AuthResponse>, { BAD_REQUEST | UNAUTHORIZED | INTERNAL | UNAVAILABLE }>
+    {
+        let presented = token_hash(&body.0.refresh_token);
+        let next = random_token();
+        let next_hash = token_hash(&next);
+        let ttl = state.config.auth.refresh_token_ttl_seconds;
+        let outcome = state
+            .db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let now = crate::clock::now();
+                let Some(row) = repo::refresh_token_by_hash(&tx, &presented)? else {
+                    return Ok(Rotation::Rejected);
+                };
+                if row.revoked_at.is_some() || row.expires_at <= now {
+                    return Ok(Rotation::Rejected);
+                }
+                if row.rotated_at.is_some() {
+                    let revoked = repo::revoke_family(&tx, &row.family_id, &now)?;
+                    tx.commit()?;
+                    tracing::warn!(
+                        user_id = %row.user_id,
+                        revoked,
+                        "rotated refresh token presented again; token family revoked"
+                    );
+                    return Ok(Rotation::Rejected);
+                }
+                let Some(user) = repo::user_by_id(&tx, &row.user_id)? else {
+                    return Ok(Rotation::Rejected);
+                };
+                repo::mark_rotated(&tx, &row.id, &now)?;
+                repo::insert_refresh_token(
+                    &tx,
+                    &row.user_id,
+                    &row.family_id,
+                    &next_hash,
+                    &now,
+                    &expires_in(ttl),
+                )?;
+                tx.commit()?;
+                Ok(Rotation::Rotated(user))
+            })
+            .await?;
+        match outcome {
+            Rotation::Rotated(user) => Ok(Json(session(&state, user, next)?)),
+            Rotation::Rejected => Err(Error::unauthorized(
+                "AUTH_TOKEN_INVALID",
+                "the refresh token is invalid, expired or already used",
+            )
+            .into()),
+        }
+    }
+
+    /// Sign out
+    ///
+    /// Revokes the given refresh token. Answers 204 whether or not the token
+    /// was valid, so it can be called safely more than once.
+    #[oai(path = "/auth/logout", method = "post", operation_id = "logout")]
+    async fn logout(
+        &self,
+        state: Data<&AppState>,
+        body: Json<RefreshRequest>,
+    ) -> ApiResult<NoContent, { BAD_REQUEST | INTERNAL | UNAVAILABLE }> {
+        let hash = token_hash(&body.0.refresh_token);
+        state
+            .db
+            .write(move |conn| Ok(repo::revoke_token(conn, &hash, &crate::clock::now())?))
+            .await?;
+        Ok(NoContent::Done)
+    }
+
+    /// The signed-in account
+    ///
+    /// Returns the account the access token belongs to. Also at
+    /// `/users/profile`.
+    #[oai(path = "/auth/me", method = "get", operation_id = "getMe")]
+    async fn me(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> ApiResult<Json<User>, { UNAUTHORIZED | INTERNAL | UNAVAILABLE }> {
+        Ok(Json(current_user(&state, &auth).await?))
+    }
+
+    /// Ask for a password reset
+    ///
+    /// Answers 202 whether or not an account has this email, so the answer
+    /// reveals nothing. When it has, a single-use reset link is mailed; with
+    /// no mail transport configured it is written to the log and to the
+    /// outbox (`GET /admin/outbox`).
+    #[oai(
+        path = "/auth/forgot-password",
+        method = "post",
+        operation_id = "forgotPassword"
+    )]
+    async fn forgot_password(
+        &self,
+        state: Data<&AppState>,
+        body: Json<ForgotPasswordRequest>,
+    ) -> ApiResult<Accepted, { BAD_REQUEST | INTERNAL }> {
+        let email = normalize_email(&body.0.email)?;
+        // The work happens after the answer, so its duration does not tell
+        // whether the account exists.
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = start_password_reset(&state, email).await {
+                tracing::error!(error = ?e, "password reset could not be started");
+            }
+        });
+        Ok(Accepted::Accepted)
+    }
+
+    /// Reset a password
+    ///
+    /// Sets a new password with the token from a reset link. The token works
+    /// once and expires; every refresh token of the account is revoked, so
+    /// all other sessions end.
+    #[oai(
+        path = "/auth/reset-password",
+        method = "post",
+        operation_id = "resetPassword"
+    )]
+    async fn reset_password(
+        &self,
+        state: Data<&AppState>,
+        body: Json<ResetPasswordRequest>,
+    ) -> ApiResult<NoContent, { BAD_REQUEST | INTERNAL | UNAVAILABLE }> {
+        let body = body.0;
+        check_new_password("newPassword", &body.new_password)?;
+        let presented = token_hash(&body.token);
+        let new_hash = state.hasher.hash(body.new_password).await?;
+        let done = state
+            .db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let now = crate::clock::now();
+                let Some(user_id) = repo::consume_password_reset(&tx, &presented, &now)? else {
+                    return Ok(false);
+                };
+                repo::set_password(&tx, &user_id, &new_hash, &now)?;
+                repo::revoke_all_for_user(&tx, &user_id, &now)?;
+                repo::void_password_resets(&tx, &user_id, &now)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await?;
+        if done {
+            Ok(NoContent::Done)
+        } else {
+            Err(Error::bad_request(
+                "RESET_TOKEN_INVALID",
+                "the reset token is invalid, expired or already used",
+            )
+            .with_field("token")
+            .into())
+        }
+    }
+}
+
+pub struct UsersApi;
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UsersApi {
+    /// The signed-in account (alias)
+    ///
+    /// The same as `GET /auth/me`, kept for clients of the first backend.
+    #[oai(path = "/users/profile", method = "get", operation_id = "getProfile")]
+    async fn profile(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> ApiResult<Json<User>, { UNAUTHORIZED | INTERNAL | UNAVAILABLE }> {
+        Ok(Json(current_user(&state, &auth).await?))
+    }
+
+    /// List accounts (ADMIN)
+    ///
+    /// Newest first, paged, optionally filtered by role and by a substring of
+    /// email or name.
+    #[oai(path = "/users", method = "get", operation_id = "listUsers")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Only accounts with this role.
+        role: Query<Option<Role>>,
+        /// Substring of the email or name, case-insensitive.
+        #[oai(validator(max_length = 200))]
+        q: Query<Option<String>>,
+        /// Page number, from 1.
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<i64>>,
+        /// Items per page, 1 to 100.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<i64>>,
+    ) -> ApiResult<Paged<User>, { BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE }>
+    {
+        auth.0.require_role(&[Role::Admin])?;
+        let page = Page::new(page.0, limit.0)?;
+        let role = role.0;
+        let q = q.0.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
+        let filter_q = q.clone();
+        let (users, total) = state
+            .db
+            .read(move |conn| Ok(repo::list_users(conn, role, filter_q.as_deref(), page)?))
+            .await?;
+        let mut query = Vec::new();
+        if let Some(role) = role {
+            query.push(("role", role.as_str().to_string()));
+        }
+        if let Some(q) = q {
+            query.push(("q", q));
+        }
+        Ok(Paged::new(users, total, page, "/api/v1/users", &query))
+    }
+}
+
+enum Rotation {
+    Rotated(User),
+    Rejected,
+}
+
+/// RFC 3339 time `seconds` from now.
+fn expires_in(seconds: u64) -> String {
+    crate::clock::format(time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds as i64))
+}
+
+/// Builds the session answer: a fresh access token plus the refresh token.
+fn session(state: &AppState, user: User, refresh_token: String) -> Result<AuthResponse, Error> {
+    let (access_token, expires_in) = state.tokens.issue(&user.id, user.role)?;
+    Ok(AuthResponse {
+        access_token,
+        refresh_token,
+        token_type: "Bearer".into(),
+        expires_in,
+        user,
+    })
+}
+
+async fn current_user(state: &AppState, auth: &BearerAuth) -> Result<User, Error> {
+    let id = auth.0.user_id.clone();
+    state
+        .db
+        .read(move |conn| Ok(repo::user_by_id(conn, &id)?))
+        .await?
+        .ok_or_else(|| Error::unauthorized("AUTH_TOKEN_INVALID", "the account no longer exists"))
+}
+
+/// Creates a reset token for the account with `email`, if there is one, and
+/// puts the link in the outbox.
+async fn start_password_reset(state: &AppState, email: String) -> Result<(), Error> {
+    let token = random_token();
+    let hash = token_hash(&token);
+    let ttl = state.config.auth.reset_token_ttl_seconds;
+    let link = state.config.auth.reset_link.replace("{token}", &token);
+    let body = format!(
+        "Someone asked to reset the password of this WeMaster account.\n\
+         To choose a new password, open {link}\n\
+         The link works once and expires in {} minutes. If it was not you, ignore this mail.",
+        ttl.div_ceil(60)
+    );
+    let recipient = email.clone();
+    let created = state
+        .db
+        .write(move |conn| {
+            let tx = conn.transaction()?;
+            let Some(user_id) = repo::id_by_email(&tx, &email)? else {
+                return Ok(false);
+            };
+            let now = crate::clock::now();
+            repo::insert_password_reset(&tx, &user_id, &hash, &now, &expires_in(ttl))?;
+            repo::insert_outbox(
+                &tx,
+                "PASSWORD_RESET",
+                &email,
+                "Reset your WeMaster password",
+                &body,
+                &now,
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await?;
+    if created {
+        // API.md: with no mail transport, the link goes to the log as well.
+        tracing::info!(recipient = %recipient, %link, "password reset link (no mail transport configured)");
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Access tokens (JWT, HS256) and the opaque random tokens used for refresh
+//! and password reset, which are stored only as SHA-256 hashes.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::model::Role;
+use crate::config::AuthConfig;
+use crate::error::Error;
+
+/// Claims of an access token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    pub iat: u64,
+    pub exp: u64,
+    pub iss: String,
+    pub aud: String,
+    pub jti: String,
+}
+
+/// Signs and checks access tokens.
+pub struct AccessTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl_seconds: u64,
+}
+
+impl AccessTokens {
+    pub fn new(config: &AuthConfig, secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&config.jwt_issuer]);
+        validation.set_audience(&[&config.jwt_audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        // Expiry is exact: a token is dead at `exp`, not a minute later.
+        validation.leeway = 0;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+            ttl_seconds: config.access_token_ttl_seconds,
+        }
+    }
+
+    /// A signed token for this account and its lifetime in seconds.
+    pub fn issue(&self, user_id: &str, role: Role) -> Result<(String, u64), Error> {
+        let now = unix_now();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            role,
+            iat: now,
+            exp: now + self.ttl_seconds,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            jti: crate::ids::new_id(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::internal(anyhow::anyhow!("signing a token failed: {e}")))?;
+        Ok((token, self.ttl_seconds))
+    }
+
+    /// The claims of a valid token; 401 for anything expired, tampered,
+    /// signed with another key or meant for another issuer or audience.
+    pub fn verify(&self, token: &str) -> Result<Claims, Error> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| {
+                let detail = match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                        "the access token has expired"
+                    }
+                    _ => "the access token is invalid",
+                };
+                Error::unauthorized("AUTH_TOKEN_INVALID", detail)
+            })
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A new opaque token: 32 random bytes, base64url.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What is stored for an opaque token: its SHA-256, hex.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A fresh signing secret for when none is configured: 64 random bytes.
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 64];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}

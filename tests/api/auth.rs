@@ -1,0 +1,664 @@
+//! Accounts and authentication through real HTTP.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, problem, spawn_app, spawn_app_with};
+
+fn reset_token_from(mail: &Value) -> String {
+    let body = mail["body"].as_str().unwrap();
+    let at = body.find("token=").expect("link with token") + "token=".len();
+    body[at..].split_whitespace().next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn register_creates_a_student_and_signs_in() {
+    let app = spawn_app().await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "  New.Person@Example.COM ", "password": "longenough", "name": "New"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["tokenType"], "Bearer");
+    assert_eq!(body["expiresIn"], 900);
+    assert!(body["refreshToken"].as_str().unwrap().len() >= 40);
+    assert_eq!(body["user"]["email"], "new.person@example.com");
+    assert_eq!(body["user"]["role"], "STUDENT");
+    let me = app
+        .get_with_token("/api/v1/auth/me", body["accessToken"].as_str().unwrap())
+        .await;
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["id"], body["user"]["id"]);
+    assert!(me.get("passwordHash").is_none());
+}
+
+#[tokio::test]
+async fn register_as_tutor_is_allowed() {
+    let app = spawn_app().await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "t@example.com", "password": "longenough", "role": "TUTOR"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["user"]["role"], "TUTOR");
+}
+
+#[tokio::test]
+async fn register_as_admin_is_refused() {
+    let app = spawn_app().await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "evil@example.com", "password": "longenough", "role": "ADMIN"}),
+        )
+        .await;
+    problem(resp, 400).await;
+    // And no account was created.
+    let resp = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "evil@example.com", "password": "longenough"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn register_with_a_duplicate_email_in_another_case_returns_409() {
+    let app = spawn_app().await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "STUDENT@Test.com", "password": "longenough"}),
+        )
+        .await;
+    let body = problem(resp, 409).await;
+    assert_eq!(body["code"], "CONFLICT");
+    assert_eq!(body["field"], "email");
+}
+
+#[tokio::test]
+async fn register_with_a_malformed_email_returns_400_naming_the_field() {
+    let app = spawn_app().await;
+    for email in ["not-an-email", "a@", "@b.com", "a b@c.com", ""] {
+        let resp = app
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"email": email, "password": "longenough"}),
+            )
+            .await;
+        let body = problem(resp, 400).await;
+        assert_eq!(body["field"], "email", "{email}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn register_with_a_short_or_huge_password_returns_400() {
+    let app = spawn_app().await;
+    for password in ["short", &"x".repeat(129)] {
+        let resp = app
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"email": "p@example.com", "password": password}),
+            )
+            .await;
+        let body = problem(resp, 400).await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("password"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_and_wrong_types_are_400_problems() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    problem(resp, 400).await;
+    let resp = app
+        .post_json("/api/v1/auth/login", &json!({"email": 5, "password": []}))
+        .await;
+    problem(resp, 400).await;
+}
+
+#[tokio::test]
+async fn demo_accounts_log_in() {
+    let app = spawn_app().await;
+    for (email, password, role) in [
+        ("admin@test.com", "admin123", "ADMIN"),
+        ("tutor@test.com", "password123", "TUTOR"),
+        ("student@test.com", "password123", "STUDENT"),
+        ("student3@test.com", "password123", "STUDENT"),
+    ] {
+        let body = app.login(email, password).await;
+        assert_eq!(body["user"]["role"], role);
+    }
+}
+
+#[tokio::test]
+async fn login_with_wrong_password_and_unknown_email_give_the_same_401() {
+    let app = spawn_app().await;
+    let wrong = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "student@test.com", "password": "nope-nope"}),
+        )
+        .await;
+    let unknown = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "nobody@test.com", "password": "nope-nope"}),
+        )
+        .await;
+    let wrong = problem(wrong, 401).await;
+    let unknown = problem(unknown, 401).await;
+    assert_eq!(wrong, unknown);
+    assert_eq!(wrong["code"], "AUTH_INVALID_CREDENTIALS");
+}
+
+#[tokio::test]
+async fn login_email_is_case_insensitive() {
+    let app = spawn_app().await;
+    app.login(" Student@TEST.com", "password123").await;
+}
+
+#[tokio::test]
+async fn protected_route_without_token_returns_401() {
+    let app = spawn_app().await;
+    let resp = app.get("/api/v1/auth/me").await;
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    let body = problem(resp, 401).await;
+    assert_eq!(body["code"], "AUTH_TOKEN_INVALID");
+}
+
+#[tokio::test]
+async fn tampered_token_returns_401() {
+    let app = spawn_app().await;
+    let token = app.token_of("student@test.com").await;
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    // Flip the payload to claim another role, keeping the old signature.
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims: Value = serde_json::from_slice(&engine.decode(&parts[1]).unwrap()).unwrap();
+    claims["role"] = json!("ADMIN");
+    parts[1] = engine.encode(serde_json::to_vec(&claims).unwrap());
+    let forged = parts.join(".");
+    problem(app.get_with_token("/api/v1/users", &forged).await, 401).await;
+    problem(app.get_with_token("/api/v1/auth/me", "garbage").await, 401).await;
+}
+
+#[tokio::test]
+async fn token_signed_with_another_secret_returns_401() {
+    let a =
+        spawn_app_with(|c| c.auth.jwt_secret = wemaster::config::Secret::new("a".repeat(32))).await;
+    let b =
+        spawn_app_with(|c| c.auth.jwt_secret = wemaster::config::Secret::new("b".repeat(32))).await;
+    let token = a.token_of("student@test.com").await;
+    assert_eq!(
+        a.get_with_token("/api/v1/auth/me", &token).await.status(),
+        200
+    );
+    problem(b.get_with_token("/api/v1/auth/me", &token).await, 401).await;
+}
+
+#[tokio::test]
+async fn expired_access_token_returns_401() {
+    let app = spawn_app_with(|c| c.auth.access_token_ttl_seconds = 10).await;
+    let token = app.token_of("student@test.com").await;
+    assert_eq!(
+        app.get_with_token("/api/v1/auth/me", &token).await.status(),
+        200
+    );
+    // Forge nothing: wait out the 10 s lifetime is too slow for a test, so
+    // check the claims say 10 s and that a token expired by construction
+    // (signed with the same generated secret) is refused.
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims: Value =
+        serde_json::from_slice(&engine.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        10
+    );
+    for key in ["sub", "role", "iat", "exp", "iss", "aud", "jti"] {
+        assert!(claims.get(key).is_some(), "claim {key}");
+    }
+    let secret: String = rusqlite::Connection::open(&app.db_path)
+        .unwrap()
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'jwt_secret'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut expired = claims.clone();
+    expired["iat"] = json!(1_000_000_000u64);
+    expired["exp"] = json!(1_000_000_010u64);
+    let stale = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &expired,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+    let body = problem(app.get_with_token("/api/v1/auth/me", &stale).await, 401).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn generated_secret_survives_a_restart() {
+    let app = spawn_app().await;
+    let token = app.token_of("student@test.com").await;
+    let dir = app.stop().await;
+    let config = crate::helpers::test_config(dir.path());
+    let again = crate::helpers::spawn_in(dir, config).await;
+    assert_eq!(
+        again
+            .get_with_token("/api/v1/auth/me", &token)
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_the_old_token_stops_working() {
+    let app = spawn_app().await;
+    let session = app.login("student@test.com", "password123").await;
+    let first = session["refreshToken"].as_str().unwrap();
+    let resp = app
+        .post_json("/api/v1/auth/refresh", &json!({"refreshToken": first}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let rotated: Value = resp.json().await.unwrap();
+    let second = rotated["refreshToken"].as_str().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(rotated["user"]["email"], "student@test.com");
+    let again = app
+        .post_json("/api/v1/auth/refresh", &json!({"refreshToken": first}))
+        .await;
+    problem(again, 401).await;
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
+    let app = spawn_app().await;
+    let session = app.login("student@test.com", "password123").await;
+    let stolen = session["refreshToken"].as_str().unwrap().to_string();
+    let legit: Value = app
+        .post_json("/api/v1/auth/refresh", &json!({"refreshToken": stolen}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let current = legit["refreshToken"].as_str().unwrap();
+    // The thief replays the rotated token: refused, and the family dies.
+    problem(
+        app.post_json("/api/v1/auth/refresh", &json!({"refreshToken": stolen}))
+            .await,
+        401,
+    )
+    .await;
+    problem(
+        app.post_json("/api/v1/auth/refresh", &json!({"refreshToken": current}))
+            .await,
+        401,
+    )
+    .await;
+    // Another login's family is untouched.
+    let other = app.login("student@test.com", "password123").await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refreshToken": other["refreshToken"]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token() {
+    let app = spawn_app().await;
+    let session = app.login("student@test.com", "password123").await;
+    let token = &session["refreshToken"];
+    let resp = app
+        .post_json("/api/v1/auth/logout", &json!({"refreshToken": token}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    problem(
+        app.post_json("/api/v1/auth/refresh", &json!({"refreshToken": token}))
+            .await,
+        401,
+    )
+    .await;
+    // Logging out twice, or with nonsense, is still 204.
+    let resp = app
+        .post_json("/api/v1/auth/logout", &json!({"refreshToken": token}))
+        .await;
+    assert_eq!(resp.status(), 204);
+}
+
+#[tokio::test]
+async fn forgot_password_answers_202_whether_or_not_the_account_exists() {
+    let app = spawn_app().await;
+    let known = app
+        .post_json(
+            "/api/v1/auth/forgot-password",
+            &json!({"email": "student@test.com"}),
+        )
+        .await;
+    let unknown = app
+        .post_json(
+            "/api/v1/auth/forgot-password",
+            &json!({"email": "ghost@test.com"}),
+        )
+        .await;
+    assert_eq!(known.status(), 202);
+    assert_eq!(unknown.status(), 202);
+    assert_eq!(known.text().await.unwrap(), unknown.text().await.unwrap());
+}
+
+async fn wait_for_reset_mail(app: &TestApp, recipient: &str) -> Value {
+    for _ in 0..100 {
+        let mail = app.latest_mail().await;
+        if mail["recipient"] == recipient {
+            return mail;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no reset mail for {recipient}");
+}
+
+#[tokio::test]
+async fn reset_password_works_once_and_ends_every_session() {
+    let app = spawn_app().await;
+    let session = app.login("student@test.com", "password123").await;
+    app.post_json(
+        "/api/v1/auth/forgot-password",
+        &json!({"email": "student@test.com"}),
+    )
+    .await;
+    let mail = wait_for_reset_mail(&app, "student@test.com").await;
+    assert_eq!(mail["kind"], "PASSWORD_RESET");
+    let token = reset_token_from(&mail);
+
+    let resp = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": token, "newPassword": "brand-new-secret"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    // Old password out, new password in, old refresh tokens revoked.
+    let old = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "student@test.com", "password": "password123"}),
+        )
+        .await;
+    problem(old, 401).await;
+    app.login("student@test.com", "brand-new-secret").await;
+    problem(
+        app.post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refreshToken": session["refreshToken"]}),
+        )
+        .await,
+        401,
+    )
+    .await;
+    // Single use.
+    let again = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": token, "newPassword": "another-secret"}),
+        )
+        .await;
+    let body = problem(again, 400).await;
+    assert_eq!(body["code"], "RESET_TOKEN_INVALID");
+}
+
+#[tokio::test]
+async fn expired_reset_token_is_refused() {
+    let app = spawn_app_with(|c| c.auth.reset_token_ttl_seconds = 1).await;
+    app.post_json(
+        "/api/v1/auth/forgot-password",
+        &json!({"email": "student1@test.com"}),
+    )
+    .await;
+    let token = reset_token_from(&wait_for_reset_mail(&app, "student1@test.com").await);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": token, "newPassword": "brand-new-secret"}),
+        )
+        .await;
+    problem(resp, 400).await;
+    app.login("student1@test.com", "password123").await;
+}
+
+#[tokio::test]
+async fn reset_with_a_short_new_password_is_400_and_keeps_the_token() {
+    let app = spawn_app().await;
+    app.post_json(
+        "/api/v1/auth/forgot-password",
+        &json!({"email": "student2@test.com"}),
+    )
+    .await;
+    let token = reset_token_from(&wait_for_reset_mail(&app, "student2@test.com").await);
+    let resp = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": token, "newPassword": "short"}),
+        )
+        .await;
+    problem(resp, 400).await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": token, "newPassword": "long-enough-now"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+}
+
+#[tokio::test]
+async fn profile_alias_returns_the_same_user() {
+    let app = spawn_app().await;
+    let token = app.token_of("tutor@test.com").await;
+    let me: Value = app
+        .get_with_token("/api/v1/auth/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let profile: Value = app
+        .get_with_token("/api/v1/users/profile", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me, profile);
+    assert_eq!(me["role"], "TUTOR");
+    for key in ["id", "email", "name", "role", "createdAt"] {
+        assert!(me.get(key).is_some(), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn student_calling_an_admin_route_gets_403() {
+    let app = spawn_app().await;
+    let token = app.token_of("student@test.com").await;
+    let body = problem(app.get_with_token("/api/v1/users", &token).await, 403).await;
+    assert_eq!(body["code"], "FORBIDDEN");
+    problem(
+        app.get_with_token("/api/v1/admin/outbox", &token).await,
+        403,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn admin_lists_users_with_filters_and_paging() {
+    let app = spawn_app().await;
+    let token = app.token_of("admin@test.com").await;
+    let resp = app
+        .get_with_token("/api/v1/users?role=STUDENT&limit=2&page=2", &token)
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-total-count"], "6");
+    let link = resp.headers()["link"].to_str().unwrap().to_string();
+    assert!(link.contains("rel=\"next\""), "{link}");
+    assert!(link.contains("role=STUDENT"), "{link}");
+    let users: Value = resp.json().await.unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 2);
+    assert!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["role"] == "STUDENT")
+    );
+
+    let resp = app
+        .get_with_token("/api/v1/users?q=TUTOR%40test", &token)
+        .await;
+    let users: Value = resp.json().await.unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    assert_eq!(users[0]["email"], "tutor@test.com");
+
+    let body = problem(
+        app.get_with_token("/api/v1/users?limit=101", &token).await,
+        400,
+    )
+    .await;
+    assert_eq!(body["field"], "limit");
+    problem(
+        app.get_with_token("/api/v1/users?role=ROOT", &token).await,
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn login_works_with_production_argon2_parameters() {
+    let app = spawn_app_with(|c| {
+        let d = wemaster::config::AuthConfig::default();
+        c.auth.argon2_memory_kib = d.argon2_memory_kib;
+        c.auth.argon2_iterations = d.argon2_iterations;
+        c.auth.argon2_parallelism = d.argon2_parallelism;
+        c.demo.seed_on_empty = false;
+    })
+    .await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "p@example.com", "password": "production"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let hash: String = rusqlite::Connection::open(&app.db_path)
+        .unwrap()
+        .query_row("SELECT password_hash FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    app.login("p@example.com", "production").await;
+}
+
+#[tokio::test]
+async fn a_full_hashing_queue_answers_503_with_retry_after() {
+    let app = spawn_app_with(|c| {
+        c.auth.hash_concurrency = 1;
+        c.auth.hash_queue_timeout_ms = 1;
+        // Slow hashes so the queue is surely full.
+        c.auth.argon2_memory_kib = 65_536;
+        c.auth.argon2_iterations = 3;
+    })
+    .await;
+    let body = json!({"email": "student@test.com", "password": "password123"});
+    let logins = (0..6).map(|_| app.post_json("/api/v1/auth/login", &body));
+    let responses = futures::future::join_all(logins).await;
+    let unavailable: Vec<_> = responses
+        .into_iter()
+        .filter(|r| r.status() == 503)
+        .collect();
+    assert!(!unavailable.is_empty(), "some logins must be turned away");
+    for resp in unavailable {
+        assert_eq!(resp.headers()["retry-after"], "1");
+        problem(resp, 503).await;
+    }
+}
+
+#[test]
+fn user_create_reads_the_password_from_env_never_argv() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("WEMASTER_DATABASE__PATH", "w.db"),
+        ("WEMASTER_DEMO__SEED_ON_EMPTY", "false"),
+        ("WEMASTER_NEW_PASSWORD", "root-password-1"),
+        ("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64"),
+        ("WEMASTER_AUTH__ARGON2_ITERATIONS", "1"),
+    ];
+    let (status, stdout, stderr) = crate::helpers::run_binary(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--email",
+            "Root@Example.com",
+            "--role",
+            "ADMIN",
+        ],
+        &env,
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert!(
+        stdout.contains("created ADMIN account root@example.com"),
+        "{stdout}"
+    );
+    let role: String = rusqlite::Connection::open(dir.path().join("w.db"))
+        .unwrap()
+        .query_row(
+            "SELECT role FROM users WHERE email = 'root@example.com'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(role, "ADMIN");
+    // There is no flag to pass a password on the command line.
+    let (status, _, _) = crate::helpers::run_binary(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--email",
+            "x@example.com",
+            "--password",
+            "oops-oops",
+        ],
+        &env,
+    );
+    assert_eq!(status, 2);
+}
