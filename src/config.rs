@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace_seconds: u64,
+    /// Peers (IPs or CIDR blocks) whose `X-Forwarded-For` is believed, e.g.
+    /// the reverse proxy in front of this server.
+    pub trusted_proxies: Vec<IpBlock>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 3002)),
             shutdown_grace_seconds: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -244,6 +248,42 @@ pub struct RateLimitConfig {
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self { enabled: true }
+    }
+}
+
+/// An IP address or a CIDR block, written `10.0.0.1` or `10.0.0.0/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpBlock(pub ipnet::IpNet);
+
+impl IpBlock {
+    pub fn contains(&self, ip: &std::net::IpAddr) -> bool {
+        self.0.contains(ip)
+    }
+}
+
+impl std::str::FromStr for IpBlock {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if let Ok(net) = text.parse::<ipnet::IpNet>() {
+            return Ok(IpBlock(net));
+        }
+        text.parse::<std::net::IpAddr>()
+            .map(|ip| IpBlock(ipnet::IpNet::from(ip)))
+            .map_err(|_| format!("`{text}` is neither an IP address nor a CIDR block"))
+    }
+}
+
+impl<'de> Deserialize<'de> for IpBlock {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for IpBlock {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
     }
 }
 
