@@ -5,6 +5,7 @@ use poem_openapi::{OpenApiService, Tags};
 
 use crate::admin::api::AdminApi;
 use crate::auth::api::{AuthApi, UsersApi};
+use crate::catalogue::api::CatalogueApi;
 use crate::health::api::HealthApi;
 
 /// Groups of operations, in the order Swagger UI shows them.
@@ -16,12 +17,14 @@ pub enum ApiTags {
     Auth,
     /// Accounts.
     Users,
+    /// Offerings and their variants: browse, search, manage.
+    Catalogue,
     /// Admin-only views.
     Admin,
 }
 
 /// Every domain's operations.
-pub type Apis = (HealthApi, AuthApi, UsersApi, AdminApi);
+pub type Apis = (HealthApi, AuthApi, UsersApi, CatalogueApi, AdminApi);
 
 /// Base path of every operation.
 pub const BASE_PATH: &str = "/api/v1";
@@ -29,7 +32,7 @@ pub const BASE_PATH: &str = "/api/v1";
 /// Builds the OpenAPI service; also what `wemaster openapi` prints.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (HealthApi, AuthApi, UsersApi, AdminApi),
+        (HealthApi, AuthApi, UsersApi, CatalogueApi, AdminApi),
         "WeMaster API",
         env!("CARGO_PKG_VERSION"),
     )

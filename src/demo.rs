@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::auth::model::{NewUser, Role};
 use crate::auth::{password, repo as users};
-use crate::catalogue::model::{NewOffering, NewVariant, OfferingStatus, OfferingType};
+use crate::catalogue::model::{Level, NewOffering, NewVariant, OfferingStatus, OfferingType};
 use crate::catalogue::repo as catalogue;
 use crate::config::AuthConfig;
 use crate::db::Db;
@@ -45,7 +45,7 @@ struct FixtureOffering {
     thumbnail: Option<String>,
     category: Option<String>,
     tags: Vec<String>,
-    level: Option<String>,
+    level: Option<Level>,
     language: Option<String>,
     status: OfferingStatus,
     variants: Vec<NewVariant>,

@@ -268,6 +268,8 @@ pub async fn problem_from_poem_error(err: poem::Error) -> Response {
         ("VALIDATION_ERROR", Some(e.name.to_string()))
     } else if let Some(e) = err.downcast_ref::<poem_openapi::error::ParsePathError>() {
         ("VALIDATION_ERROR", Some(e.name.to_string()))
+    } else if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {
+        ("VALIDATION_ERROR", payload_field(&e.reason))
     } else {
         (code_for_status(status), None)
     };
@@ -296,6 +298,14 @@ pub async fn problem_from_poem_error(err: poem::Error) -> Response {
         }
     }
     resp
+}
+
+/// The body field a payload parse error names (poem-openapi writes
+/// "field `price` verification failed"), if any.
+fn payload_field(reason: &str) -> Option<String> {
+    let start = reason.find("field `")? + "field `".len();
+    let len = reason[start..].find('`')?;
+    Some(reason[start..start + len].to_string())
 }
 
 fn code_for_status(status: StatusCode) -> &'static str {
@@ -384,9 +394,9 @@ const DECLARED_STATUSES: [(u32, u16, &str); 11] = [
 /// problem body.
 pub struct ApiError<const DECLARED: u32>(pub Error);
 
-impl<const D: u32> From<Error> for ApiError<D> {
-    fn from(err: Error) -> Self {
-        ApiError(err)
+impl<const D: u32, E: Into<Error>> From<E> for ApiError<D> {
+    fn from(err: E) -> Self {
+        ApiError(err.into())
     }
 }
 

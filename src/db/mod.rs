@@ -19,6 +19,7 @@ use crate::error::Error;
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_users_and_catalogue.sql")),
     M::up(include_str!("migrations/0002_auth.sql")),
+    M::up(include_str!("migrations/0003_catalogue_search.sql")),
 ];
 
 /// The schema version this binary writes.

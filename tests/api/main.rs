@@ -2,6 +2,7 @@
 //! database file, driven over real HTTP.
 
 mod auth;
+mod catalogue;
 mod cli;
 mod config;
 mod docs;
