@@ -7,6 +7,8 @@ use crate::admin::api::AdminApi;
 use crate::auth::api::{AuthApi, UsersApi};
 use crate::catalogue::api::CatalogueApi;
 use crate::health::api::HealthApi;
+use crate::orders::api::OrdersApi;
+use crate::payments::api::PaymentsApi;
 
 /// Groups of operations, in the order Swagger UI shows them.
 #[derive(Tags)]
@@ -19,12 +21,24 @@ pub enum ApiTags {
     Users,
     /// Offerings and their variants: browse, search, manage.
     Catalogue,
+    /// Draft orders, read them, cancel them; enrollments.
+    Orders,
+    /// Payment provider webhooks and received payments.
+    Payments,
     /// Admin-only views.
     Admin,
 }
 
 /// Every domain's operations.
-pub type Apis = (HealthApi, AuthApi, UsersApi, CatalogueApi, AdminApi);
+pub type Apis = (
+    HealthApi,
+    AuthApi,
+    UsersApi,
+    CatalogueApi,
+    OrdersApi,
+    PaymentsApi,
+    AdminApi,
+);
 
 /// Base path of every operation.
 pub const BASE_PATH: &str = "/api/v1";
@@ -32,7 +46,15 @@ pub const BASE_PATH: &str = "/api/v1";
 /// Builds the OpenAPI service; also what `wemaster openapi` prints.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (HealthApi, AuthApi, UsersApi, CatalogueApi, AdminApi),
+        (
+            HealthApi,
+            AuthApi,
+            UsersApi,
+            CatalogueApi,
+            OrdersApi,
+            PaymentsApi,
+            AdminApi,
+        ),
         "WeMaster API",
         env!("CARGO_PKG_VERSION"),
     )

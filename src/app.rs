@@ -12,7 +12,7 @@ use anyhow::Context;
 use poem::endpoint::BoxEndpoint;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::web::{Data, Redirect};
-use poem::{EndpointExt, IntoResponse, Route, Server, get, handler};
+use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, post};
 
 use crate::auth::password::PasswordHasher;
 use crate::auth::token::AccessTokens;
@@ -21,6 +21,8 @@ use crate::config::Config;
 use crate::db::{self, Db};
 use crate::health;
 use crate::health::api::{HealthResponse, ReadyResponse};
+use crate::payments::dev_checkout;
+use crate::payments::provider::PaymentGateway;
 
 /// Everything a request handler may need.
 pub struct App {
@@ -34,6 +36,10 @@ pub struct App {
     pub hasher: PasswordHasher,
     /// Signs and verifies access tokens.
     pub tokens: AccessTokens,
+    /// The configured payment provider.
+    pub payments: PaymentGateway,
+    /// Base URL clients reach this server at.
+    pub public_url: String,
     /// When the process started, for `uptimeSeconds`.
     pub started: Instant,
 }
@@ -93,8 +99,16 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no socket address")?;
+        let public_url = if config.server.public_url.is_empty() {
+            format!("http://{addr}")
+        } else {
+            config.server.public_url.trim_end_matches('/').to_string()
+        };
+        let payments = PaymentGateway::from_config(&config.payments, &public_url)?;
         let state = AppState(Arc::new(App {
             cache: ResponseCache::new(&config.cache),
+            payments,
+            public_url,
             config,
             db,
             hasher,
@@ -129,10 +143,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_seconds);
+        let sweeper = tokio::spawn(sweep_expired_orders(self.state.clone()));
         tracing::info!(addr = %self.addr, "listening; Swagger UI at http://{}/docs", self.addr);
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes(self.state.clone()), shutdown, Some(grace))
             .await;
+        sweeper.abort();
         let db = self.state.db.clone();
         let _ = db::run_blocking(move || {
             db.close();
@@ -158,9 +174,33 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .at("/readyz", get(root_readyz))
         .at("/livez", get(root_livez))
         .at("/", get(root_index))
+        .at("/checkout/dev/:id", get(dev_checkout::page))
+        .at("/checkout/dev/:id/pay", post(dev_checkout::pay))
+        .at("/checkout/dev/:id/cancel", post(dev_checkout::cancel))
+        .at("/checkout/success", get(dev_checkout::returned))
+        .at("/checkout/cancel", get(dev_checkout::returned))
         .data(state)
         .catch_all_error(crate::error::problem_from_poem_error)
         .boxed()
+}
+
+/// Persists EXPIRED on overdue pending orders (reads already show them as
+/// expired) and drops expired idempotency keys, every few seconds.
+async fn sweep_expired_orders(state: AppState) {
+    let period = Duration::from_secs(state.config.orders.expiry_sweep_seconds);
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let swept = state
+            .db
+            .write(|conn| Ok(crate::orders::repo::sweep(conn, &crate::clock::now())?))
+            .await;
+        match swept {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "pending orders expired"),
+            Err(e) => tracing::warn!(error = ?e, "expiry sweep failed"),
+        }
+    }
 }
 
 #[handler]

@@ -100,7 +100,9 @@ impl ResponseCache {
                     .iter()
                     .map(|(n, v)| n.as_str().len() + v.len())
                     .sum();
-                let size = key.len() + value.body.len() + headers + 64;
+                // Bodies and keys, plus what moka and the allocator spend per entry,
+                // so a flood of tiny distinct searches is bounded too.
+                let size = key.len() + value.body.len() + headers + 1024;
                 u32::try_from(size).unwrap_or(u32::MAX)
             })
             .time_to_live(Duration::from_secs(config.ttl_seconds))

@@ -27,6 +27,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub orders: OrdersConfig,
     pub payments: PaymentsConfig,
     pub rate_limit: RateLimitConfig,
 }
@@ -41,6 +42,9 @@ pub struct ServerConfig {
     /// Peers (IPs or CIDR blocks) whose `X-Forwarded-For` is believed, e.g.
     /// the reverse proxy in front of this server.
     pub trusted_proxies: Vec<IpBlock>,
+    /// Base URL clients reach this server at (for checkout and reset links);
+    /// empty means `http://` plus the bound listen address.
+    pub public_url: String,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +53,7 @@ impl Default for ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 3002)),
             shutdown_grace_seconds: 10,
             trusted_proxies: Vec::new(),
+            public_url: String::new(),
         }
     }
 }
@@ -122,7 +127,7 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
-            max_bytes: 64 * 1024 * 1024,
+            max_bytes: 32 * 1024 * 1024,
             ttl_seconds: 60,
         }
     }
@@ -222,11 +227,44 @@ pub enum PaymentProvider {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct OrdersConfig {
+    /// How long an order waits for payment before it expires.
+    pub pending_ttl_seconds: u64,
+    /// How long an Idempotency-Key is remembered.
+    pub idempotency_ttl_seconds: u64,
+    /// How often expired pending orders are swept to EXPIRED.
+    pub expiry_sweep_seconds: u64,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        Self {
+            pending_ttl_seconds: 30 * 60,
+            idempotency_ttl_seconds: 24 * 3600,
+            expiry_sweep_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PaymentsConfig {
     /// `dev` (no network, a local checkout page) or `stripe`.
     pub provider: PaymentProvider,
     /// Secret that webhook signatures are verified with (and the dev provider signs with).
     pub webhook_secret: Secret,
+    /// Largest accepted gap between a webhook's signed timestamp and now.
+    pub webhook_tolerance_seconds: u64,
+    /// Stripe secret API key (`sk_...`), for the stripe provider.
+    pub stripe_secret_key: Secret,
+    /// Stripe API base URL; tests point it at a local fake.
+    pub stripe_api_base: String,
+    /// Per-attempt timeout of a Stripe API call.
+    pub stripe_timeout_ms: u64,
+    /// Where Stripe sends the buyer after paying; `{orderId}` is replaced.
+    pub success_url: String,
+    /// Where Stripe sends the buyer who cancels; `{orderId}` is replaced.
+    pub cancel_url: String,
 }
 
 impl Default for PaymentsConfig {
@@ -234,6 +272,12 @@ impl Default for PaymentsConfig {
         Self {
             provider: PaymentProvider::Dev,
             webhook_secret: Secret::new("whsec_dev_only_change_me"),
+            webhook_tolerance_seconds: 300,
+            stripe_secret_key: Secret::default(),
+            stripe_api_base: "https://api.stripe.com".into(),
+            stripe_timeout_ms: 10_000,
+            success_url: "http://127.0.0.1:3002/checkout/success?orderId={orderId}".into(),
+            cancel_url: "http://127.0.0.1:3002/checkout/cancel?orderId={orderId}".into(),
         }
     }
 }
@@ -356,7 +400,34 @@ impl Config {
     /// Checks the values serde cannot: ranges and relations.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let a = &self.auth;
-        let checks: [(&str, bool, &str); 11] = [
+        let p = &self.payments;
+        let checks: [(&str, bool, &str); 16] = [
+            (
+                "orders.pending_ttl_seconds",
+                (60..=86_400).contains(&self.orders.pending_ttl_seconds),
+                "must be between 60 and 86400",
+            ),
+            (
+                "orders.expiry_sweep_seconds",
+                self.orders.expiry_sweep_seconds >= 1,
+                "must be at least 1",
+            ),
+            (
+                "payments.webhook_secret",
+                !p.webhook_secret.is_empty(),
+                "must not be empty",
+            ),
+            (
+                "payments.stripe_secret_key",
+                p.provider != PaymentProvider::Stripe || !p.stripe_secret_key.is_empty(),
+                "is required when payments.provider = \"stripe\"",
+            ),
+            (
+                "payments.stripe_api_base",
+                p.stripe_api_base.starts_with("http://")
+                    || p.stripe_api_base.starts_with("https://"),
+                "must be an http(s) URL",
+            ),
             (
                 "database.read_pool_size",
                 (1..=256).contains(&self.database.read_pool_size),

@@ -109,6 +109,11 @@ impl Error {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
+    /// 502: the payment provider failed.
+    pub fn bad_gateway(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "PAYMENT_PROVIDER_ERROR", detail)
+    }
+
     /// 503 with `Retry-After`: a bounded queue is full or a dependency is down.
     pub fn unavailable(detail: impl Into<String>, retry_after_seconds: u64) -> Self {
         let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", detail);

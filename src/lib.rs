@@ -15,4 +15,6 @@ pub mod error;
 pub mod health;
 pub mod ids;
 pub mod logging;
+pub mod orders;
 pub mod paging;
+pub mod payments;

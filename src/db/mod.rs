@@ -20,6 +20,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_users_and_catalogue.sql")),
     M::up(include_str!("migrations/0002_auth.sql")),
     M::up(include_str!("migrations/0003_catalogue_search.sql")),
+    M::up(include_str!("migrations/0004_orders_payments.sql")),
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,7 @@
+//! Orders: drafts with price snapshots, the order state machine, expiry,
+//! enrollments.
+
+pub mod api;
+pub mod draft;
+pub mod model;
+pub mod repo;

@@ -1,0 +1,187 @@
+//! HTTP side of payments: the Stripe webhook and the admin's payment list.
+
+use bytes::Bytes;
+use poem::web::Data;
+use poem::{Request, RequestBody};
+use poem_openapi::error::ContentTypeError;
+use poem_openapi::param::{Header, Query};
+use poem_openapi::payload::{Json, ParsePayload, Payload};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, OpenApi};
+
+use super::model::{Payment, WebhookAck};
+use super::{repo, webhook};
+use crate::api::ApiTags;
+use crate::app::AppState;
+use crate::auth::BearerAuth;
+use crate::auth::model::Role;
+use crate::error::ApiResult;
+use crate::error::declared::*;
+use crate::paging::{Page, Paged};
+
+pub struct PaymentsApi;
+
+/// A Stripe event as delivered (only the fields this server reads are
+/// listed; everything else is accepted and ignored).
+#[derive(Debug, Object)]
+pub struct StripeEvent {
+    /// Unique event id, e.g. `evt_1Nq...`; processed at most once.
+    pub id: String,
+    /// Event type, e.g. `checkout.session.completed`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// Unix time the event was created.
+    pub created: Option<i64>,
+    pub data: StripeEventData,
+}
+
+/// The object the event is about.
+#[derive(Debug, Object)]
+pub struct StripeEventData {
+    /// A Checkout Session, PaymentIntent or Charge; the order is found through
+    /// `metadata.orderId` (or `client_reference_id`).
+    pub object: serde_json::Value,
+}
+
+/// The exact bytes of a JSON request body: signatures are computed over
+/// them, so the body must not be parsed and re-serialized first.
+pub struct RawJson(pub Bytes);
+
+impl Payload for RawJson {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn check_content_type(content_type: &str) -> bool {
+        content_type
+            .split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        StripeEvent::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        StripeEvent::register(registry);
+    }
+}
+
+impl ParsePayload for RawJson {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        Ok(Self(
+            <Bytes as poem::FromRequest>::from_request(request, body).await?,
+        ))
+    }
+}
+
+// What poem-openapi's `impl_apirequest_for_payload!` does for its own
+// payloads; the macro cannot be used from outside that crate.
+impl<'a> ApiExtractor<'a> for RawJson {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Self as Payload>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: Self::CONTENT_TYPE,
+                schema: Self::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _options: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        match request.content_type() {
+            Some(ct) if Self::check_content_type(ct) => {
+                <Self as ParsePayload>::from_request(request, body).await
+            }
+            Some(ct) => Err(ContentTypeError::NotSupported {
+                content_type: ct.to_string(),
+            }
+            .into()),
+            None => Err(ContentTypeError::ExpectContentType.into()),
+        }
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Payments")]
+impl PaymentsApi {
+    /// Stripe webhook
+    ///
+    /// Receives Stripe events. The `Stripe-Signature` header must carry a
+    /// valid HMAC-SHA256 of the raw body made with the configured webhook
+    /// secret, at most 5 minutes old; otherwise 400 and nothing is recorded.
+    /// Each event id is applied once (`alreadyProcessed` on repeats). Events
+    /// only move orders forward: paid, failed, expired, refunded. Events for
+    /// unknown orders or with a wrong amount are recorded, acknowledged and
+    /// shown in reconciliation.
+    #[oai(
+        path = "/payments/webhooks/stripe",
+        method = "post",
+        operation_id = "stripeWebhook"
+    )]
+    async fn stripe_webhook(
+        &self,
+        state: Data<&AppState>,
+        /// `t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+        #[oai(name = "Stripe-Signature")]
+        signature: Header<Option<String>>,
+        body: RawJson,
+    ) -> ApiResult<Json<WebhookAck>, { BAD_REQUEST | PAYLOAD_TOO_LARGE | INTERNAL | UNAVAILABLE }>
+    {
+        Ok(Json(
+            webhook::receive(&state, &body.0, signature.0.as_deref()).await?,
+        ))
+    }
+
+    /// List payments (ADMIN)
+    ///
+    /// Money received, newest first, optionally for one order.
+    #[oai(path = "/payments", method = "get", operation_id = "listPayments")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Only payments for this order.
+        #[oai(name = "orderId", validator(max_length = 64))]
+        order_id: Query<Option<String>>,
+        /// Page number, from 1.
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+        page: Query<Option<i64>>,
+        /// Items per page, 1 to 100 (default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<i64>>,
+    ) -> ApiResult<
+        Paged<Payment>,
+        { BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE },
+    > {
+        auth.0.require_role(&[Role::Admin])?;
+        let page = Page::new(page.0, limit.0)?;
+        let order = order_id.0.filter(|o| !o.is_empty());
+        let query: Vec<(&str, String)> = order.iter().map(|o| ("orderId", o.clone())).collect();
+        let (payments, total) = state
+            .db
+            .read(move |conn| Ok(repo::list_payments(conn, order.as_deref(), page)?))
+            .await?;
+        Ok(Paged::new(
+            payments,
+            total,
+            page,
+            "/api/v1/payments",
+            &query,
+        ))
+    }
+}

@@ -1,0 +1,9 @@
+//! Payments: the provider interface (dev and Stripe), verified idempotent
+//! webhooks driving the order state machine, the dev checkout pages.
+
+pub mod api;
+pub mod dev_checkout;
+pub mod model;
+pub mod provider;
+pub mod repo;
+pub mod webhook;

@@ -1,0 +1,167 @@
+//! Payment providers: `dev` (no network; a checkout page served by this
+//! binary) and `stripe` (Checkout Sessions through async-stripe). Both open
+//! a session per order with the order id as the idempotency key.
+
+use std::time::Duration;
+
+use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe_checkout::CheckoutSessionMode;
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
+    ExpireCheckoutSession, ProductData,
+};
+
+use crate::config::{PaymentProvider, PaymentsConfig};
+use crate::error::Error;
+use crate::orders::model::Order;
+
+/// A payment session the buyer completes at `url`.
+#[derive(Debug, Clone)]
+pub struct CheckoutSession {
+    pub id: String,
+    pub url: String,
+}
+
+/// The configured payment provider.
+pub enum PaymentGateway {
+    Dev {
+        /// Base URL of this server, for the checkout page link.
+        public_url: String,
+    },
+    Stripe {
+        client: Box<stripe::Client>,
+        success_url: String,
+        cancel_url: String,
+    },
+}
+
+impl PaymentGateway {
+    pub fn from_config(config: &PaymentsConfig, public_url: &str) -> anyhow::Result<Self> {
+        Ok(match config.provider {
+            PaymentProvider::Dev => PaymentGateway::Dev {
+                public_url: public_url.trim_end_matches('/').to_string(),
+            },
+            PaymentProvider::Stripe => PaymentGateway::Stripe {
+                client: Box::new(
+                    stripe::ClientBuilder::new(config.stripe_secret_key.expose())
+                        .url(config.stripe_api_base.trim_end_matches('/'))
+                        .timeout(Duration::from_millis(config.stripe_timeout_ms))
+                        .build()
+                        .map_err(|e| anyhow::anyhow!("cannot build the Stripe client: {e}"))?,
+                ),
+                success_url: config.success_url.clone(),
+                cancel_url: config.cancel_url.clone(),
+            },
+        })
+    }
+
+    /// `dev` or `stripe`, as stored on orders.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PaymentGateway::Dev { .. } => "dev",
+            PaymentGateway::Stripe { .. } => "stripe",
+        }
+    }
+
+    /// The session of an order when opening one needs no network (the dev
+    /// provider), so it can be stored in the order's own transaction.
+    pub fn local_session(&self, order_id: &str) -> Option<CheckoutSession> {
+        match self {
+            PaymentGateway::Dev { public_url } => Some(CheckoutSession {
+                id: format!("cs_dev_{order_id}"),
+                url: format!("{public_url}/checkout/dev/{order_id}"),
+            }),
+            PaymentGateway::Stripe { .. } => None,
+        }
+    }
+
+    /// Opens the payment session of a freshly drafted order. A provider
+    /// failure is a 502, a timeout or an unreachable provider a 503.
+    pub async fn open_session(&self, order: &Order) -> Result<CheckoutSession, Error> {
+        match self {
+            PaymentGateway::Dev { .. } => self
+                .local_session(&order.id)
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("dev session"))),
+            PaymentGateway::Stripe {
+                client,
+                success_url,
+                cancel_url,
+            } => {
+                let currency = order
+                    .currency
+                    .parse::<stripe_types::Currency>()
+                    .map_err(|_| {
+                        Error::unprocessable(
+                            "UNSUPPORTED_CURRENCY",
+                            "Stripe does not take this currency",
+                        )
+                    })?;
+                let line_items: Vec<CreateCheckoutSessionLineItems> = order
+                    .items
+                    .iter()
+                    .map(|item| {
+                        let mut price =
+                            CreateCheckoutSessionLineItemsPriceData::new(currency.clone());
+                        price.unit_amount = Some(item.unit_price);
+                        price.product_data = Some(ProductData::new(item.title.clone()));
+                        let mut line = CreateCheckoutSessionLineItems::new();
+                        line.price_data = Some(price);
+                        line.quantity = Some(item.quantity as u64);
+                        line
+                    })
+                    .collect();
+                let expires_at = crate::clock::parse(&order.expires_at)
+                    .map(|t| t.unix_timestamp())
+                    .unwrap_or_else(|| crate::auth::token::unix_now() as i64 + 1800);
+                let metadata =
+                    std::collections::HashMap::from([("orderId".to_string(), order.id.clone())]);
+                let key = IdempotencyKey::new(&order.id)
+                    .map_err(|e| Error::internal(anyhow::anyhow!("idempotency key: {e:?}")))?;
+                let session = CreateCheckoutSession::new()
+                    .mode(CheckoutSessionMode::Payment)
+                    .line_items(line_items)
+                    .client_reference_id(order.id.clone())
+                    .metadata(metadata)
+                    .success_url(success_url.replace("{orderId}", &order.id))
+                    .cancel_url(cancel_url.replace("{orderId}", &order.id))
+                    .expires_at(expires_at)
+                    .customize()
+                    .request_strategy(RequestStrategy::Idempotent(key))
+                    .send(client.as_ref())
+                    .await
+                    .map_err(provider_error)?;
+                let url = session
+                    .url
+                    .ok_or_else(|| Error::bad_gateway("Stripe returned a session without a URL"))?;
+                Ok(CheckoutSession {
+                    id: session.id.to_string(),
+                    url,
+                })
+            }
+        }
+    }
+
+    /// Closes a session so it can no longer be paid (on cancel). Best
+    /// effort: the order is cancelled either way.
+    pub async fn expire_session(&self, session_id: &str) {
+        if let PaymentGateway::Stripe { client, .. } = self {
+            let result = ExpireCheckoutSession::new(session_id)
+                .customize()
+                .send(client.as_ref())
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(session_id, error = %e, "could not expire the Stripe session");
+            }
+        }
+    }
+}
+
+fn provider_error(err: StripeError) -> Error {
+    tracing::warn!(error = %err, "Stripe request failed");
+    match err {
+        StripeError::Timeout | StripeError::ClientError(_) => {
+            Error::unavailable("the payment provider did not answer in time; try again", 5)
+        }
+        _ => Error::bad_gateway("the payment provider refused to open a checkout session"),
+    }
+}

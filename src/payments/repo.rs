@@ -1,0 +1,129 @@
+//! SQL for payments and webhook events.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::model::{Payment, PaymentStatus};
+use crate::paging::Page;
+
+/// A verified event as recorded.
+pub struct EventRecord<'a> {
+    pub id: &'a str,
+    pub provider: &'a str,
+    pub kind: &'a str,
+    pub order_id: Option<&'a str>,
+    pub outcome: &'a str,
+    pub detail: Option<&'a str>,
+    pub amount: Option<i64>,
+    pub currency: Option<&'a str>,
+    pub created: Option<i64>,
+    pub received_at: &'a str,
+}
+
+pub fn event_seen(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_events WHERE id = ?1)")?
+        .query_row([id], |row| row.get(0))
+}
+
+pub fn record_event(conn: &Connection, e: &EventRecord<'_>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO webhook_events (id, provider, type, order_id, outcome, detail, amount, currency,
+             created, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        e.id,
+        e.provider,
+        e.kind,
+        e.order_id,
+        e.outcome,
+        e.detail,
+        e.amount,
+        e.currency,
+        e.created,
+        e.received_at
+    ])?;
+    Ok(())
+}
+
+/// Records money received; a second record of the same provider payment is
+/// ignored. Returns whether a row was added.
+#[allow(clippy::too_many_arguments)]
+pub fn record_payment(
+    conn: &Connection,
+    order_id: Option<&str>,
+    provider: &str,
+    provider_ref: &str,
+    amount: i64,
+    currency: &str,
+    now: &str,
+) -> rusqlite::Result<bool> {
+    let added = conn
+        .prepare_cached(
+            "INSERT INTO payments (id, order_id, provider, provider_ref, amount, currency, status,
+                 created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'SUCCEEDED', ?7, ?7)
+             ON CONFLICT (provider, provider_ref) DO NOTHING",
+        )?
+        .execute(params![
+            crate::ids::new_id(),
+            order_id,
+            provider,
+            provider_ref,
+            amount,
+            currency,
+            now
+        ])?;
+    Ok(added == 1)
+}
+
+pub fn mark_refunded(conn: &Connection, order_id: &str, now: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE payments SET status = 'REFUNDED', updated_at = ?2 WHERE order_id = ?1",
+    )?
+    .execute(params![order_id, now])?;
+    Ok(())
+}
+
+/// The order a provider payment was recorded for.
+pub fn order_of_payment(conn: &Connection, provider_ref: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT order_id FROM payments WHERE provider_ref = ?1")?
+        .query_row([provider_ref], |row| row.get(0))
+        .optional()
+        .map(Option::flatten)
+}
+
+/// One page of payments, newest first.
+pub fn list_payments(
+    conn: &Connection,
+    order_id: Option<&str>,
+    page: Page,
+) -> rusqlite::Result<(Vec<Payment>, u64)> {
+    let total: i64 = conn
+        .prepare_cached("SELECT count(*) FROM payments WHERE ?1 IS NULL OR order_id = ?1")?
+        .query_row([order_id], |row| row.get(0))?;
+    let items = conn
+        .prepare_cached(
+            "SELECT id, order_id, provider, provider_ref, amount, currency, status, created_at
+             FROM payments WHERE ?1 IS NULL OR order_id = ?1
+             ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+        )?
+        .query_map(params![order_id, page.limit, page.offset()], |row| {
+            let status: String = row.get(6)?;
+            Ok(Payment {
+                id: row.get(0)?,
+                order_id: row.get(1)?,
+                provider: row.get(2)?,
+                provider_ref: row.get(3)?,
+                amount: row.get(4)?,
+                currency: row.get(5)?,
+                status: if status == "REFUNDED" {
+                    PaymentStatus::Refunded
+                } else {
+                    PaymentStatus::Succeeded
+                },
+                created_at: row.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((items, total as u64))
+}
