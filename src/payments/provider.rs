@@ -8,7 +8,7 @@ use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
-    ExpireCheckoutSession, ProductData,
+    CreateCheckoutSessionPaymentIntentData, ExpireCheckoutSession, ProductData,
 };
 
 use crate::config::{PaymentProvider, PaymentsConfig};
@@ -115,6 +115,10 @@ impl PaymentGateway {
                     .unwrap_or_else(|| crate::auth::token::unix_now() as i64 + 1800);
                 let metadata =
                     std::collections::HashMap::from([("orderId".to_string(), order.id.clone())]);
+                // The payment intent (and so its charges and refunds) carries
+                // the order id too, for payment_intent.* and charge.* events.
+                let mut intent_data = CreateCheckoutSessionPaymentIntentData::new();
+                intent_data.metadata = Some(metadata.clone());
                 let key = IdempotencyKey::new(&order.id)
                     .map_err(|e| Error::internal(anyhow::anyhow!("idempotency key: {e:?}")))?;
                 let session = CreateCheckoutSession::new()
@@ -122,6 +126,7 @@ impl PaymentGateway {
                     .line_items(line_items)
                     .client_reference_id(order.id.clone())
                     .metadata(metadata)
+                    .payment_intent_data(intent_data)
                     .success_url(success_url.replace("{orderId}", &order.id))
                     .cancel_url(cancel_url.replace("{orderId}", &order.id))
                     .expires_at(expires_at)

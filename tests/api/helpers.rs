@@ -197,3 +197,141 @@ impl TestApp {
         mails[0].clone()
     }
 }
+
+/// The webhook secret of the test configuration (the built-in default).
+pub fn webhook_secret() -> String {
+    wemaster::config::Config::default()
+        .payments
+        .webhook_secret
+        .expose()
+        .to_string()
+}
+
+impl TestApp {
+    /// POST /orders/draft as `token`, with an optional Idempotency-Key.
+    pub async fn draft(&self, token: &str, body: &Value, key: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/api/v1/orders/draft"))
+            .bearer_auth(token)
+            .json(body);
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Drafts an order of the first listed offering and returns it.
+    pub async fn draft_first(&self, token: &str) -> Value {
+        let offerings: Value = self
+            .get("/api/v1/offerings?limit=1")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let o = &offerings[0];
+        let resp = self
+            .draft(
+                token,
+                &json!({"offeringId": o["id"], "variantId": o["variants"][0]["id"], "quantity": 1}),
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        resp.json().await.unwrap()
+    }
+
+    /// Delivers `event` to the webhook signed with `secret` at time `t`.
+    pub async fn deliver_at(&self, event: &Value, secret: &str, t: i64) -> reqwest::Response {
+        let body = event.to_string();
+        let signature = wemaster::payments::webhook::sign(secret, body.as_bytes(), t);
+        self.client
+            .post(self.url("/api/v1/payments/webhooks/stripe"))
+            .header("content-type", "application/json")
+            .header("Stripe-Signature", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Delivers `event`, correctly signed now.
+    pub async fn deliver(&self, event: &Value) -> Value {
+        let resp = self.deliver_at(event, &webhook_secret(), now()).await;
+        assert_eq!(resp.status(), 200, "webhook answered {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    /// Number of rows in `table`.
+    pub fn count(&self, table: &str) -> i64 {
+        rusqlite::Connection::open(&self.db_path)
+            .unwrap()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    pub async fn order(&self, token: &str, id: &str) -> Value {
+        let resp = self
+            .get_with_token(&format!("/api/v1/orders/{id}"), token)
+            .await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    pub async fn reconciliation(&self) -> Value {
+        let admin = self.token_of("admin@test.com").await;
+        let resp = self
+            .get_with_token("/api/v1/admin/reconciliation", &admin)
+            .await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A Stripe event of `kind` about an object.
+pub fn event(id: &str, kind: &str, object: Value) -> Value {
+    json!({"id": id, "object": "event", "type": kind, "created": now(), "data": {"object": object}})
+}
+
+/// `checkout.session.completed` (paid) for an order.
+pub fn completed(event_id: &str, order: &Value) -> Value {
+    event(
+        event_id,
+        "checkout.session.completed",
+        json!({
+            "id": format!("cs_test_{}", order["id"].as_str().unwrap()),
+            "object": "checkout.session",
+            "amount_total": order["amount"],
+            "currency": order["currency"],
+            "payment_status": "paid",
+            "payment_intent": format!("pi_{}", order["id"].as_str().unwrap()),
+            "metadata": {"orderId": order["id"]},
+        }),
+    )
+}
+
+/// `charge.refunded` (full) for an order paid through `completed`.
+pub fn refunded(event_id: &str, order: &Value) -> Value {
+    event(
+        event_id,
+        "charge.refunded",
+        json!({
+            "id": format!("ch_{}", order["id"].as_str().unwrap()),
+            "object": "charge",
+            "amount": order["amount"],
+            "amount_refunded": order["amount"],
+            "currency": order["currency"],
+            "refunded": true,
+            "payment_intent": format!("pi_{}", order["id"].as_str().unwrap()),
+            "metadata": {"orderId": order["id"]},
+        }),
+    )
+}

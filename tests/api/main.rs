@@ -1,12 +1,16 @@
 //! Integration tests: the real server on a loopback port with a temporary
 //! database file, driven over real HTTP.
+#![recursion_limit = "256"]
 
 mod auth;
 mod catalogue;
 mod cli;
 mod config;
 mod docs;
+mod fake_stripe;
 mod health;
 mod helpers;
 mod migrations;
+mod orders;
+mod payments;
 mod seed;
