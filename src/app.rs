@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use poem::endpoint::BoxEndpoint;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::middleware::Compression;
+use poem::web::CompressionAlgo;
 use poem::web::{Data, Redirect};
 use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, post};
 
@@ -23,6 +25,9 @@ use crate::health;
 use crate::health::api::{HealthResponse, ReadyResponse};
 use crate::payments::dev_checkout;
 use crate::payments::provider::PaymentGateway;
+use crate::protection::layers;
+use crate::protection::limits::RateLimits;
+use crate::protection::login_guard::LoginGuard;
 
 /// Everything a request handler may need.
 pub struct App {
@@ -36,6 +41,10 @@ pub struct App {
     pub hasher: PasswordHasher,
     /// Signs and verifies access tokens.
     pub tokens: AccessTokens,
+    /// Token buckets per route class.
+    pub limits: RateLimits,
+    /// Per-account lockout after failed logins.
+    pub login_guard: LoginGuard,
     /// The configured payment provider.
     pub payments: PaymentGateway,
     /// Base URL clients reach this server at.
@@ -107,6 +116,8 @@ impl Application {
         let payments = PaymentGateway::from_config(&config.payments, &public_url)?;
         let state = AppState(Arc::new(App {
             cache: ResponseCache::new(&config.cache),
+            limits: RateLimits::new(&config.rate_limit),
+            login_guard: LoginGuard::new(&config.rate_limit),
             payments,
             public_url,
             config,
@@ -145,7 +156,9 @@ impl Application {
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_seconds);
         let sweeper = tokio::spawn(sweep_expired_orders(self.state.clone()));
         tracing::info!(addr = %self.addr, "listening; Swagger UI at http://{}/docs", self.addr);
+        let idle = Duration::from_secs(self.state.config.server.idle_timeout_seconds);
         let result = Server::new_with_acceptor(self.acceptor)
+            .idle_timeout(idle)
             .run_with_graceful_shutdown(routes(self.state.clone()), shutdown, Some(grace))
             .await;
         sweeper.abort();
@@ -165,7 +178,7 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     let docs = api.swagger_ui();
     let spec_json = api.spec_endpoint();
     let spec_yaml = api.spec_endpoint_yaml();
-    Route::new()
+    let routes = Route::new()
         .nest(crate::api::BASE_PATH, api)
         .nest("/docs", docs)
         .at("/openapi.json", spec_json)
@@ -178,9 +191,18 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .at("/checkout/dev/:id/pay", post(dev_checkout::pay))
         .at("/checkout/dev/:id/cancel", post(dev_checkout::cancel))
         .at("/checkout/success", get(dev_checkout::returned))
-        .at("/checkout/cancel", get(dev_checkout::returned))
+        .at("/checkout/cancel", get(dev_checkout::returned));
+    let server = Arc::new(state.config.server.clone());
+    let cors = layers::cors(&server);
+    let security = layers::security_headers(&server);
+    routes
+        .around(move |ep, req| layers::request_limits(ep, req, server.clone()))
+        .around(layers::rate_limit)
         .data(state)
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .with(Compression::new().algorithms([CompressionAlgo::GZIP, CompressionAlgo::BR]))
         .catch_all_error(crate::error::problem_from_poem_error)
+        .with(security)
         .boxed()
 }
 

@@ -45,6 +45,16 @@ pub struct ServerConfig {
     /// Base URL clients reach this server at (for checkout and reset links);
     /// empty means `http://` plus the bound listen address.
     pub public_url: String,
+    /// Largest accepted request body.
+    pub max_body_bytes: u64,
+    /// A request still running after this long is answered 503.
+    pub request_timeout_ms: u64,
+    /// Keep-alive connections idle this long are closed.
+    pub idle_timeout_seconds: u64,
+    /// Origins allowed to call the API from a browser (CORS); empty: none.
+    pub cors_origins: Vec<String>,
+    /// Send Strict-Transport-Security (set when served over TLS).
+    pub hsts: bool,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +64,11 @@ impl Default for ServerConfig {
             shutdown_grace_seconds: 10,
             trusted_proxies: Vec::new(),
             public_url: String::new(),
+            max_body_bytes: 1024 * 1024,
+            request_timeout_ms: 30_000,
+            idle_timeout_seconds: 60,
+            cors_origins: Vec::new(),
+            hsts: false,
         }
     }
 }
@@ -282,16 +297,64 @@ impl Default for PaymentsConfig {
     }
 }
 
+/// Rate and burst of one route class's token buckets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassLimit {
+    /// Tokens added per minute (sustained rate).
+    pub per_minute: u32,
+    /// Bucket size: requests allowed at once after a quiet spell.
+    pub burst: u32,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
-    /// Master switch for every rate limit.
+    /// Master switch for every rate limit and the login lockout.
     pub enabled: bool,
+    /// Most keys (users or addresses) remembered per class; idle ones go first.
+    pub max_keys: u64,
+    /// Login, register, refresh, logout, password reset; per client address.
+    pub auth: ClassLimit,
+    /// Public reads; per user when signed in, else per address.
+    pub public: ClassLimit,
+    /// Changes (orders, offerings, checkout actions).
+    pub writes: ClassLimit,
+    /// Admin views.
+    pub admin: ClassLimit,
+    /// Failed logins of one account before it is locked.
+    pub login_free_failures: u32,
+    /// First lockout; each further failure doubles it.
+    pub login_lockout_base_ms: u64,
+    /// Longest lockout.
+    pub login_lockout_max_seconds: u64,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            max_keys: 100_000,
+            auth: ClassLimit {
+                per_minute: 60,
+                burst: 20,
+            },
+            public: ClassLimit {
+                per_minute: 1_200,
+                burst: 200,
+            },
+            writes: ClassLimit {
+                per_minute: 300,
+                burst: 60,
+            },
+            admin: ClassLimit {
+                per_minute: 1_200,
+                burst: 200,
+            },
+            login_free_failures: 5,
+            login_lockout_base_ms: 1_000,
+            login_lockout_max_seconds: 900,
+        }
     }
 }
 
@@ -401,7 +464,37 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let a = &self.auth;
         let p = &self.payments;
-        let checks: [(&str, bool, &str); 16] = [
+        let r = &self.rate_limit;
+        let checks: [(&str, bool, &str); 22] = [
+            (
+                "server.max_body_bytes",
+                (1_024..=1_073_741_824).contains(&self.server.max_body_bytes),
+                "must be between 1024 and 1073741824",
+            ),
+            (
+                "server.request_timeout_ms",
+                self.server.request_timeout_ms >= 1,
+                "must be at least 1",
+            ),
+            ("rate_limit.max_keys", r.max_keys >= 1, "must be at least 1"),
+            (
+                "rate_limit.auth",
+                r.auth.per_minute >= 1 && r.auth.burst >= 1,
+                "per_minute and burst must be at least 1",
+            ),
+            (
+                "rate_limit.public",
+                r.public.per_minute >= 1 && r.public.burst >= 1,
+                "per_minute and burst must be at least 1",
+            ),
+            (
+                "rate_limit.writes",
+                r.writes.per_minute >= 1
+                    && r.writes.burst >= 1
+                    && r.admin.per_minute >= 1
+                    && r.admin.burst >= 1,
+                "per_minute and burst of writes and admin must be at least 1",
+            ),
             (
                 "orders.pending_ttl_seconds",
                 (60..=86_400).contains(&self.orders.pending_ttl_seconds),

@@ -18,3 +18,4 @@ pub mod logging;
 pub mod orders;
 pub mod paging;
 pub mod payments;
+pub mod protection;

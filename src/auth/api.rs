@@ -1,6 +1,8 @@
 //! HTTP side of accounts: register, login, refresh, logout, me, password
 //! reset, and the admin's list of users.
 
+use std::time::Instant;
+
 use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
@@ -58,7 +60,10 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<RegisterRequest>,
-    ) -> ApiResult<Registered, { BAD_REQUEST | CONFLICT | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<
+        Registered,
+        { TOO_MANY_REQUESTS | PAYLOAD_TOO_LARGE | BAD_REQUEST | CONFLICT | INTERNAL | UNAVAILABLE },
+    > {
         let body = body.0;
         let email = normalize_email(&body.email)?;
         check_new_password("password", &body.password)?;
@@ -114,10 +119,28 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<LoginRequest>,
-    ) -> ApiResult<Json<AuthResponse>, { BAD_REQUEST | UNAUTHORIZED | INTERNAL | UNAVAILABLE }>
-    {
+    ) -> ApiResult<
+        Json<AuthResponse>,
+        {
+            TOO_MANY_REQUESTS
+                | PAYLOAD_TOO_LARGE
+                | BAD_REQUEST
+                | UNAUTHORIZED
+                | INTERNAL
+                | UNAVAILABLE
+        },
+    > {
         let body = body.0;
         let email = normalize_email(&body.email)?;
+        let guard_on = state.limits.enabled();
+        if guard_on && let Some(wait) = state.login_guard.locked_for(&email, Instant::now()) {
+            return Err(Error::too_many_requests(
+                format!("too many failed sign-ins for this account; retry in {wait} s"),
+                wait,
+            )
+            .into());
+        }
+        let account = email.clone();
         let found = state
             .db
             .read(move |conn| Ok(repo::credentials_by_email(conn, &email)?))
@@ -128,8 +151,14 @@ impl AuthApi {
         };
         let valid = state.hasher.verify(phc, body.password).await?;
         let user = match user {
-            Some(user) if valid => user,
+            Some(user) if valid => {
+                state.login_guard.succeeded(&account);
+                user
+            }
             _ => {
+                if guard_on {
+                    state.login_guard.failed(&account, Instant::now());
+                }
                 return Err(Error::unauthorized(
                     INVALID_CREDENTIALS,
                     "the email or password is incorrect",
@@ -170,8 +199,17 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<RefreshRequest>,
-    ) -> ApiResult<Json<AuthResponse>, { BAD_REQUEST | UNAUTHORIZED | INTERNAL | UNAVAILABLE }>
-    {
+    ) -> ApiResult<
+        Json<AuthResponse>,
+        {
+            TOO_MANY_REQUESTS
+                | PAYLOAD_TOO_LARGE
+                | BAD_REQUEST
+                | UNAUTHORIZED
+                | INTERNAL
+                | UNAVAILABLE
+        },
+    > {
         let presented = token_hash(&body.0.refresh_token);
         let next = random_token();
         let next_hash = token_hash(&next);
@@ -232,7 +270,10 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<RefreshRequest>,
-    ) -> ApiResult<NoContent, { BAD_REQUEST | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<
+        NoContent,
+        { TOO_MANY_REQUESTS | PAYLOAD_TOO_LARGE | BAD_REQUEST | INTERNAL | UNAVAILABLE },
+    > {
         let hash = token_hash(&body.0.refresh_token);
         state
             .db
@@ -250,7 +291,7 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-    ) -> ApiResult<Json<User>, { UNAUTHORIZED | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<Json<User>, { TOO_MANY_REQUESTS | UNAUTHORIZED | INTERNAL | UNAVAILABLE }> {
         Ok(Json(current_user(&state, &auth).await?))
     }
 
@@ -269,7 +310,8 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<ForgotPasswordRequest>,
-    ) -> ApiResult<Accepted, { BAD_REQUEST | INTERNAL }> {
+    ) -> ApiResult<Accepted, { TOO_MANY_REQUESTS | PAYLOAD_TOO_LARGE | BAD_REQUEST | INTERNAL }>
+    {
         let email = normalize_email(&body.0.email)?;
         // The work happens after the answer, so its duration does not tell
         // whether the account exists.
@@ -296,7 +338,10 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<ResetPasswordRequest>,
-    ) -> ApiResult<NoContent, { BAD_REQUEST | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<
+        NoContent,
+        { TOO_MANY_REQUESTS | PAYLOAD_TOO_LARGE | BAD_REQUEST | INTERNAL | UNAVAILABLE },
+    > {
         let body = body.0;
         check_new_password("newPassword", &body.new_password)?;
         let presented = token_hash(&body.token);
@@ -341,7 +386,7 @@ impl UsersApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-    ) -> ApiResult<Json<User>, { UNAUTHORIZED | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<Json<User>, { TOO_MANY_REQUESTS | UNAUTHORIZED | INTERNAL | UNAVAILABLE }> {
         Ok(Json(current_user(&state, &auth).await?))
     }
 
@@ -365,8 +410,10 @@ impl UsersApi {
         /// Items per page, 1 to 100.
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<i64>>,
-    ) -> ApiResult<Paged<User>, { BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE }>
-    {
+    ) -> ApiResult<
+        Paged<User>,
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE },
+    > {
         auth.0.require_role(&[Role::Admin])?;
         let page = Page::new(page.0, limit.0)?;
         let role = role.0;

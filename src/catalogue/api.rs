@@ -144,7 +144,10 @@ impl CatalogueApi {
         /// An ETag from an earlier answer.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
-    ) -> ApiResult<CachedJson<Vec<Offering>, true>, { BAD_REQUEST | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<
+        CachedJson<Vec<Offering>, true>,
+        { TOO_MANY_REQUESTS | BAD_REQUEST | INTERNAL | UNAVAILABLE },
+    > {
         let page = Page::new(page.0, limit.0)?;
         let q = normalized(q.0.as_deref(), false);
         let tag = normalized(tag.0.as_deref(), true);
@@ -258,7 +261,10 @@ impl CatalogueApi {
         /// An ETag from an earlier answer.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
-    ) -> ApiResult<CachedJson<Offering, false>, { NOT_FOUND | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<
+        CachedJson<Offering, false>,
+        { TOO_MANY_REQUESTS | NOT_FOUND | INTERNAL | UNAVAILABLE },
+    > {
         let key = state.cache.key(&format!("slug{SEP}{}", slug.0));
         if let Some(entry) = state.cache.get(&key) {
             return Ok(CachedJson::new(
@@ -308,7 +314,16 @@ impl CatalogueApi {
         body: Json<CreateOffering>,
     ) -> ApiResult<
         Created,
-        { BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | CONFLICT | INTERNAL | UNAVAILABLE },
+        {
+            TOO_MANY_REQUESTS
+                | PAYLOAD_TOO_LARGE
+                | BAD_REQUEST
+                | UNAUTHORIZED
+                | FORBIDDEN
+                | CONFLICT
+                | INTERNAL
+                | UNAVAILABLE
+        },
     > {
         let principal = auth.0;
         principal.require_role(&[Role::Tutor, Role::Admin])?;
@@ -391,7 +406,16 @@ impl CatalogueApi {
         body: Json<UpdateOffering>,
     ) -> ApiResult<
         Json<Offering>,
-        { BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | INTERNAL | UNAVAILABLE },
+        {
+            TOO_MANY_REQUESTS
+                | PAYLOAD_TOO_LARGE
+                | BAD_REQUEST
+                | UNAUTHORIZED
+                | FORBIDDEN
+                | NOT_FOUND
+                | INTERNAL
+                | UNAVAILABLE
+        },
     > {
         let changes = body.0.validate()?;
         let principal = auth.0;
@@ -440,8 +464,10 @@ impl CatalogueApi {
         /// The offering's id.
         #[oai(validator(max_length = 64))]
         id: Path<String>,
-    ) -> ApiResult<Json<Offering>, { UNAUTHORIZED | FORBIDDEN | NOT_FOUND | INTERNAL | UNAVAILABLE }>
-    {
+    ) -> ApiResult<
+        Json<Offering>,
+        { TOO_MANY_REQUESTS | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | INTERNAL | UNAVAILABLE },
+    > {
         Ok(Json(
             set_status(&state, auth.0, id.0, OfferingStatus::Published).await?,
         ))
@@ -463,8 +489,10 @@ impl CatalogueApi {
         /// The offering's id.
         #[oai(validator(max_length = 64))]
         id: Path<String>,
-    ) -> ApiResult<Json<Offering>, { UNAUTHORIZED | FORBIDDEN | NOT_FOUND | INTERNAL | UNAVAILABLE }>
-    {
+    ) -> ApiResult<
+        Json<Offering>,
+        { TOO_MANY_REQUESTS | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | INTERNAL | UNAVAILABLE },
+    > {
         Ok(Json(
             set_status(&state, auth.0, id.0, OfferingStatus::Archived).await?,
         ))

@@ -149,7 +149,9 @@ impl OrdersApi {
     ) -> ApiResult<
         DraftResponse,
         {
-            BAD_REQUEST
+            TOO_MANY_REQUESTS
+                | PAYLOAD_TOO_LARGE
+                | BAD_REQUEST
                 | UNAUTHORIZED
                 | NOT_FOUND
                 | CONFLICT
@@ -203,7 +205,10 @@ impl OrdersApi {
         /// Items per page, 1 to 100 (default 20).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<i64>>,
-    ) -> ApiResult<Paged<Order>, { BAD_REQUEST | UNAUTHORIZED | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<
+        Paged<Order>,
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | INTERNAL | UNAVAILABLE },
+    > {
         let page = Page::new(page.0, limit.0)?;
         let Filters { filter, query } = filters(
             &auth.0,
@@ -260,8 +265,10 @@ impl OrdersApi {
         /// An order id, or text in an item title.
         #[oai(validator(max_length = 200))]
         q: Query<Option<String>>,
-    ) -> ApiResult<CsvExport, { BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE }>
-    {
+    ) -> ApiResult<
+        CsvExport,
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE },
+    > {
         auth.0.require_role(&[Role::Admin])?;
         let Filters { filter, .. } = filters(
             &auth.0,
@@ -341,7 +348,10 @@ impl OrdersApi {
         /// The order id.
         #[oai(validator(max_length = 64))]
         id: Path<String>,
-    ) -> ApiResult<Json<Order>, { UNAUTHORIZED | NOT_FOUND | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<
+        Json<Order>,
+        { TOO_MANY_REQUESTS | UNAUTHORIZED | NOT_FOUND | INTERNAL | UNAVAILABLE },
+    > {
         let id = id.0;
         let order = state
             .db
@@ -368,8 +378,10 @@ impl OrdersApi {
         /// The order id.
         #[oai(validator(max_length = 64))]
         id: Path<String>,
-    ) -> ApiResult<Json<Order>, { UNAUTHORIZED | NOT_FOUND | CONFLICT | INTERNAL | UNAVAILABLE }>
-    {
+    ) -> ApiResult<
+        Json<Order>,
+        { TOO_MANY_REQUESTS | UNAUTHORIZED | NOT_FOUND | CONFLICT | INTERNAL | UNAVAILABLE },
+    > {
         let principal = auth.0;
         let id = id.0;
         let (order, session) = state
@@ -422,7 +434,10 @@ impl OrdersApi {
         /// Items per page, 1 to 100 (default 20).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<i64>>,
-    ) -> ApiResult<Paged<Enrollment>, { BAD_REQUEST | UNAUTHORIZED | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<
+        Paged<Enrollment>,
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | INTERNAL | UNAVAILABLE },
+    > {
         let page = Page::new(page.0, limit.0)?;
         let user = auth.0.user_id;
         let (items, total) = state

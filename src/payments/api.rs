@@ -166,7 +166,7 @@ impl PaymentsApi {
         limit: Query<Option<i64>>,
     ) -> ApiResult<
         Paged<Payment>,
-        { BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE },
     > {
         auth.0.require_role(&[Role::Admin])?;
         let page = Page::new(page.0, limit.0)?;

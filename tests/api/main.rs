@@ -13,4 +13,5 @@ mod helpers;
 mod migrations;
 mod orders;
 mod payments;
+mod protection;
 mod seed;
