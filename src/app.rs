@@ -23,11 +23,13 @@ use crate::config::Config;
 use crate::db::{self, Db};
 use crate::health;
 use crate::health::api::{HealthResponse, ReadyResponse};
+use crate::ops::backup::ServeLock;
 use crate::payments::dev_checkout;
 use crate::payments::provider::PaymentGateway;
 use crate::protection::layers;
 use crate::protection::limits::RateLimits;
 use crate::protection::login_guard::LoginGuard;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Everything a request handler may need.
 pub struct App {
@@ -49,6 +51,10 @@ pub struct App {
     pub payments: PaymentGateway,
     /// Base URL clients reach this server at.
     pub public_url: String,
+    /// Renders the Prometheus exposition; `None` when metrics are off.
+    pub metrics: Option<PrometheusHandle>,
+    /// Held while serving so `restore` and a second server keep off.
+    _serve_lock: ServeLock,
     /// When the process started, for `uptimeSeconds`.
     pub started: Instant,
 }
@@ -77,7 +83,17 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let cfg = config.clone();
-        let (db, hasher, tokens) = tokio::task::spawn_blocking(move || {
+        let (db, hasher, tokens, lock) = tokio::task::spawn_blocking(move || {
+            if let Some(parent) = cfg
+                .database
+                .path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create folder {}", parent.display()))?;
+            }
+            let lock = ServeLock::acquire(&cfg.database.path)?;
             let (db, _) = Db::open(&cfg.database)?;
             let secret = crate::auth::signing_secret(&db, &cfg.auth)
                 .map_err(|e| anyhow::anyhow!("cannot load the token signing secret: {e:?}"))?;
@@ -94,7 +110,7 @@ impl Application {
                     "empty database seeded with demo data"
                 );
             }
-            anyhow::Ok((db, hasher, tokens))
+            anyhow::Ok((db, hasher, tokens, lock))
         })
         .await
         .context("database start-up task failed")??;
@@ -120,6 +136,12 @@ impl Application {
             login_guard: LoginGuard::new(&config.rate_limit),
             payments,
             public_url,
+            metrics: if config.metrics.enabled {
+                crate::ops::metrics::install()
+            } else {
+                None
+            },
+            _serve_lock: lock,
             config,
             db,
             hasher,
@@ -154,14 +176,44 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_seconds);
-        let sweeper = tokio::spawn(sweep_expired_orders(self.state.clone()));
+        let mut background = vec![
+            tokio::spawn(sweep_expired_orders(self.state.clone())),
+            tokio::spawn(crate::ops::backup::scheduled(self.state.clone())),
+        ];
+        if let Some(handle) = self.state.metrics.clone() {
+            background.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    handle.run_upkeep();
+                }
+            }));
+        }
+        if self.state.metrics.is_some() && !self.state.config.metrics.addr.is_empty() {
+            let addr = self.state.config.metrics.addr.clone();
+            let listener = TcpListener::bind(addr.clone()).into_acceptor().await?;
+            tracing::info!(%addr, "metrics listening");
+            let app = Route::new()
+                .at("/metrics", get(metrics_endpoint))
+                .data(self.state.clone());
+            background.push(tokio::spawn(async move {
+                if let Err(e) = Server::new_with_acceptor(listener).run(app).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            }));
+        }
         tracing::info!(addr = %self.addr, "listening; Swagger UI at http://{}/docs", self.addr);
         let idle = Duration::from_secs(self.state.config.server.idle_timeout_seconds);
         let result = Server::new_with_acceptor(self.acceptor)
             .idle_timeout(idle)
             .run_with_graceful_shutdown(routes(self.state.clone()), shutdown, Some(grace))
             .await;
-        sweeper.abort();
+        for task in background {
+            task.abort();
+            // Wait for the abort so the task's state (and the serve lock)
+            // is dropped before this returns.
+            let _ = task.await;
+        }
         let db = self.state.db.clone();
         let _ = db::run_blocking(move || {
             db.close();
@@ -192,6 +244,11 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .at("/checkout/dev/:id/cancel", post(dev_checkout::cancel))
         .at("/checkout/success", get(dev_checkout::returned))
         .at("/checkout/cancel", get(dev_checkout::returned));
+    let routes = if state.config.metrics.enabled && state.config.metrics.addr.is_empty() {
+        routes.at("/metrics", get(metrics_endpoint))
+    } else {
+        routes
+    };
     let server = Arc::new(state.config.server.clone());
     let cors = layers::cors(&server);
     let security = layers::security_headers(&server);
@@ -202,6 +259,7 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .with(Compression::new().algorithms([CompressionAlgo::GZIP, CompressionAlgo::BR]))
         .catch_all_error(crate::error::problem_from_poem_error)
+        .around(crate::ops::http::observe)
         .with(security)
         .boxed()
 }
@@ -219,10 +277,29 @@ async fn sweep_expired_orders(state: AppState) {
             .await;
         match swept {
             Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "pending orders expired"),
+            Ok(n) => {
+                crate::ops::metrics::order_transition("PENDING_PAYMENT", "EXPIRED", n as u64);
+                tracing::info!(expired = n, "pending orders expired");
+            }
             Err(e) => tracing::warn!(error = ?e, "expiry sweep failed"),
         }
     }
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+#[handler]
+fn metrics_endpoint(state: Data<&AppState>) -> poem::Response {
+    let Some(handle) = &state.metrics else {
+        return poem::Response::builder()
+            .status(poem::http::StatusCode::NOT_FOUND)
+            .finish();
+    };
+    let stats = state.cache.stats();
+    metrics::gauge!(crate::ops::metrics::CACHE_ENTRIES, "cache" => "responses")
+        .set(stats.entries as f64);
+    poem::Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle.render())
 }
 
 #[handler]

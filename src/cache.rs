@@ -128,12 +128,14 @@ impl ResponseCache {
 
     pub fn get(&self, key: &str) -> Option<CachedResponse> {
         let found = self.inner.get(key);
-        let counter = if found.is_some() {
-            &self.hits
+        let (counter, result) = if found.is_some() {
+            (&self.hits, "hit")
         } else {
-            &self.misses
+            (&self.misses, "miss")
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::ops::metrics::CACHE_LOOKUPS, "cache" => "responses", "result" => result)
+            .increment(1);
         found
     }
 

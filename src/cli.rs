@@ -40,6 +40,18 @@ pub enum Command {
     },
     /// Print the effective configuration, secrets masked.
     Config,
+    /// Write an online, consistent copy of the database to PATH (safe while
+    /// the server runs).
+    Backup {
+        /// The backup file to create; it must not exist.
+        path: PathBuf,
+    },
+    /// Replace the database with the backup at PATH, after checking it.
+    /// Refuses while a server is using the database.
+    Restore {
+        /// A file written by `wemaster backup`.
+        path: PathBuf,
+    },
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -148,6 +160,29 @@ pub fn run() -> ExitCode {
                     }),
             )
         }
+        Command::Backup { path } => report(
+            crate::ops::backup::backup(&config.database.path, &path).map(|r| {
+                println!(
+                    "backed up {} to {} ({} bytes, {} pages) in {} ms",
+                    config.database.path.display(),
+                    path.display(),
+                    r.bytes,
+                    r.pages,
+                    r.elapsed.as_millis()
+                );
+            }),
+        ),
+        Command::Restore { path } => report(
+            crate::ops::backup::restore(&path, &config.database.path).map(|r| {
+                println!(
+                    "restored {} from {} ({} bytes) in {} ms; integrity check ok",
+                    config.database.path.display(),
+                    path.display(),
+                    r.bytes,
+                    r.elapsed.as_millis()
+                );
+            }),
+        ),
         Command::User(UserCommand::Create { email, role, name }) => {
             crate::logging::init(&config.log);
             report(create_user(&config, &email, role.into(), name))
@@ -171,12 +206,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })
 }
 
-/// One line on stderr for a failure, no backtrace.
+/// One line on stderr for a failure (with its causes), no backtrace.
 fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wemaster: {e}");
+            eprintln!("wemaster: {e:#}");
             ExitCode::from(EXIT_FAILURE)
         }
     }

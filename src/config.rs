@@ -27,6 +27,8 @@ pub struct Config {
     pub cache: CacheConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
+    pub backup: BackupConfig,
     pub orders: OrdersConfig,
     pub payments: PaymentsConfig,
     pub rate_limit: RateLimitConfig,
@@ -204,6 +206,46 @@ impl AuthConfig {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
             self.hash_concurrency
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics at GET /metrics.
+    pub enabled: bool,
+    /// A separate listen address for /metrics (e.g. 127.0.0.1:9102); empty:
+    /// served on the main address.
+    pub addr: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Minutes between scheduled backups; 0 turns them off.
+    pub interval_minutes: u64,
+    /// Folder scheduled backups are written to.
+    pub dir: PathBuf,
+    /// Scheduled backups kept; older ones are deleted.
+    pub keep: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            interval_minutes: 0,
+            dir: PathBuf::from("data/backups"),
+            keep: 7,
         }
     }
 }
@@ -465,7 +507,13 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 22] = [
+        let checks: [(&str, bool, &str); 24] = [
+            (
+                "metrics.addr",
+                self.metrics.addr.is_empty() || self.metrics.addr.parse::<SocketAddr>().is_ok(),
+                "must be empty or a host:port address",
+            ),
+            ("backup.keep", self.backup.keep >= 1, "must be at least 1"),
             (
                 "server.max_body_bytes",
                 (1_024..=1_073_741_824).contains(&self.server.max_body_bytes),

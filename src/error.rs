@@ -316,13 +316,15 @@ pub async fn problem_from_poem_error(err: poem::Error) -> Response {
         field,
     };
     let mut resp = problem_response(&problem, None);
-    // Keep headers the original error carried, such as `Allow` or `Retry-After`.
-    let original = err.into_response();
+    // Keep headers the original error carried, such as `Allow` or
+    // `Retry-After`, and its extensions (the matched route, for metrics).
+    let mut original = err.into_response();
     for (name, value) in original.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             resp.headers_mut().insert(name.clone(), value.clone());
         }
     }
+    *resp.extensions_mut() = std::mem::take(original.extensions_mut());
     resp
 }
 

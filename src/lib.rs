@@ -15,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod ids;
 pub mod logging;
+pub mod ops;
 pub mod orders;
 pub mod paging;
 pub mod payments;

@@ -134,6 +134,7 @@ impl AuthApi {
         let email = normalize_email(&body.email)?;
         let guard_on = state.limits.enabled();
         if guard_on && let Some(wait) = state.login_guard.locked_for(&email, Instant::now()) {
+            metrics::counter!(crate::ops::metrics::LOGIN_LOCKOUTS).increment(1);
             return Err(Error::too_many_requests(
                 format!("too many failed sign-ins for this account; retry in {wait} s"),
                 wait,

@@ -95,12 +95,20 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
-            .await
+        use crate::ops::metrics::{HASH_DURATION, HASH_WAIT, HASH_WAITING};
+        let queued = std::time::Instant::now();
+        metrics::gauge!(HASH_WAITING).increment(1.0);
+        let permit =
+            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
+        metrics::gauge!(HASH_WAITING).decrement(1.0);
+        metrics::histogram!(HASH_WAIT).record(queued.elapsed().as_secs_f64());
+        let permit = permit
             .map_err(|_| Error::unavailable("too many sign-ins at once, retry shortly", 1))?
             .map_err(|_| Error::unavailable("the server is shutting down", 1))?;
         crate::db::run_blocking(move || {
+            let started = std::time::Instant::now();
             let result = work();
+            metrics::histogram!(HASH_DURATION).record(started.elapsed().as_secs_f64());
             drop(permit);
             result
         })

@@ -135,7 +135,7 @@ impl Db {
         F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
     {
         let pool = self.readers.clone();
-        run_blocking(move || f(&*checkout(&pool)?)).await
+        run_blocking(move || timed("read", &pool, |conn| f(conn))).await
     }
 
     /// Runs `f` on the writer connection, off the async runtime. Writes are
@@ -146,7 +146,7 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
     {
         let pool = self.writer.clone();
-        run_blocking(move || f(&mut *checkout(&pool)?)).await
+        run_blocking(move || timed("write", &pool, f)).await
     }
 
     /// The writer connection for command-line tools that run outside a runtime.
@@ -168,6 +168,24 @@ impl Db {
             Err(e) => tracing::warn!(error = %e, "database checkpoint at shutdown failed"),
         }
     }
+}
+
+/// Checks out a connection and runs `f` on it, recording the wait for the
+/// connection and the time `f` took.
+fn timed<T>(
+    pool_name: &'static str,
+    pool: &SqlitePool,
+    f: impl FnOnce(&mut Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let started = std::time::Instant::now();
+    let mut conn = checkout(pool)?;
+    let waited = started.elapsed();
+    let result = f(&mut conn);
+    metrics::histogram!(crate::ops::metrics::DB_POOL_WAIT, "pool" => pool_name)
+        .record(waited.as_secs_f64());
+    metrics::histogram!(crate::ops::metrics::DB_STATEMENT, "pool" => pool_name)
+        .record((started.elapsed() - waited).as_secs_f64());
+    result
 }
 
 fn checkout(pool: &SqlitePool) -> Result<PooledConnection<SqliteConnectionManager>, Error> {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::app::AppState;
 use crate::db;
-use model::{CacheCheck, CheckStatus, DatabaseCheck, Health, Readiness, Services};
+use model::{CacheCheck, CheckStatus, DatabaseCheck, Health, Readiness, Services, SystemFigures};
 
 /// Runs every check and reports the worst status.
 pub async fn report(state: &AppState) -> Health {
@@ -21,6 +21,11 @@ pub async fn report(state: &AppState) -> Health {
         uptime_seconds: state.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         services: Services { database, cache },
+        system: SystemFigures {
+            rss_bytes: crate::ops::system::rss_bytes(),
+            open_connections: crate::ops::system::open_sockets(),
+            hash_slots: state.config.auth.effective_hash_concurrency() as u64,
+        },
     }
 }
 

@@ -26,6 +26,22 @@ pub struct Health {
     pub version: String,
     /// One entry per dependency.
     pub services: Services,
+    /// Figures of this process.
+    pub system: SystemFigures,
+}
+
+/// Process figures; absent where the platform does not tell.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SystemFigures {
+    /// Resident memory in bytes.
+    #[oai(skip_serializing_if_is_none)]
+    pub rss_bytes: Option<u64>,
+    /// Open sockets: client connections plus listeners.
+    #[oai(skip_serializing_if_is_none)]
+    pub open_connections: Option<u64>,
+    /// Password hashes computed at once at most.
+    pub hash_slots: u64,
 }
 
 /// Per-dependency checks.

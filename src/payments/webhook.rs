@@ -237,6 +237,7 @@ pub async fn receive(
         ));
     }
     let parsed = parse(event);
+    let kind = parsed.kind.clone();
     let provider = state.payments.name();
     let (already, outcome) = state
         .db
@@ -266,6 +267,13 @@ pub async fn receive(
             Ok((false, outcome.to_string()))
         })
         .await?;
+    let label = if already {
+        outcome::ALREADY_APPLIED.to_string()
+    } else {
+        outcome.clone()
+    };
+    metrics::counter!(crate::ops::metrics::WEBHOOK_EVENTS, "type" => kind, "outcome" => label)
+        .increment(1);
     if already {
         return Ok(WebhookAck {
             received: true,
@@ -378,6 +386,7 @@ fn apply(
         ));
     }
     orders::set_status(tx, &order.id, target, now)?;
+    crate::ops::metrics::order_transition(order.status.as_str(), target.as_str(), 1);
     match target {
         OrderStatus::Paid => {
             record_money(Some(&order.id))?;

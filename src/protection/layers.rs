@@ -84,6 +84,8 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<R
     let decision = state.limits.check(class, &key);
     if !decision.allowed {
         tracing::debug!(class = class.as_str(), "rate limited");
+        metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => class.as_str())
+            .increment(1);
         let mut resp = poem::error::ResponseError::as_response(&Error::too_many_requests(
             format!(
                 "too many requests of the {} kind; retry in {} s",

@@ -11,6 +11,7 @@ mod fake_stripe;
 mod health;
 mod helpers;
 mod migrations;
+mod ops;
 mod orders;
 mod payments;
 mod protection;

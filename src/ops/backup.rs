@@ -1,0 +1,212 @@
+//! Online backups through SQLite's backup API: a consistent copy of the live
+//! database while the server keeps serving; restore with an integrity check;
+//! optional scheduled backups with retention.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::app::AppState;
+
+/// Held by a serving process: `restore` refuses to overwrite a database
+/// whose lock is taken, and a second server refuses to start on it.
+pub struct ServeLock {
+    _file: File,
+}
+
+fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+impl ServeLock {
+    pub fn acquire(db: &Path) -> anyhow::Result<Self> {
+        let path = lock_path(db);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        if file.try_lock().is_err() {
+            bail!(
+                "{} is in use by a running wemaster (lock {} is held)",
+                db.display(),
+                path.display()
+            );
+        }
+        Ok(Self { _file: file })
+    }
+}
+
+/// What a backup or restore did.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyReport {
+    pub pages: i32,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// Copies every page of `src` into `dst` in one step, so the copy is a
+/// consistent snapshot even while others write; retries while busy.
+fn copy(src: &Connection, dst: &mut Connection) -> anyhow::Result<i32> {
+    let backup = Backup::new(src, dst).context("cannot start the backup")?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        match backup.step(-1).context("backup step failed")? {
+            StepResult::Done => return Ok(backup.progress().pagecount),
+            StepResult::More => continue,
+            StepResult::Busy | StepResult::Locked => {
+                if Instant::now() > deadline {
+                    bail!("the database stayed busy for 5 minutes; backup abandoned");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Writes a consistent copy of the database at `source` to `target`, which
+/// must not exist yet. Safe while the server runs.
+pub fn backup(source: &Path, target: &Path) -> anyhow::Result<CopyReport> {
+    let started = Instant::now();
+    if target.exists() {
+        bail!("{} exists; choose a new file name", target.display());
+    }
+    if !source.exists() {
+        bail!("no database at {}", source.display());
+    }
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("cannot open {}", source.display()))?;
+    src.busy_timeout(Duration::from_secs(5))?;
+    let mut dst =
+        Connection::open(target).with_context(|| format!("cannot create {}", target.display()))?;
+    let pages = copy(&src, &mut dst)?;
+    // A backup is one self-contained file.
+    dst.pragma_update(None, "journal_mode", "DELETE")?;
+    drop(dst);
+    let bytes = std::fs::metadata(target).map(|m| m.len()).unwrap_or(0);
+    Ok(CopyReport {
+        pages,
+        bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Checks a backup file: SQLite's integrity check passes and its schema is
+/// one this binary knows.
+pub fn verify(path: &Path) -> anyhow::Result<usize> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .with_context(|| format!("{} is not a SQLite database", path.display()))?;
+    if check != "ok" {
+        bail!("{} fails its integrity check: {check}", path.display());
+    }
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version == 0 || version > crate::db::schema_version() {
+        bail!(
+            "{} has schema version {version}; this wemaster knows 1 to {}",
+            path.display(),
+            crate::db::schema_version()
+        );
+    }
+    Ok(version)
+}
+
+/// Replaces the database at `target` with the backup at `source`, after
+/// verifying the backup, and only while no server holds the database.
+pub fn restore(source: &Path, target: &Path) -> anyhow::Result<CopyReport> {
+    let started = Instant::now();
+    verify(source)?;
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let _lock = ServeLock::acquire(target)
+        .context("refusing to restore over a live database; stop the server first")?;
+    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut dst =
+        Connection::open(target).with_context(|| format!("cannot open {}", target.display()))?;
+    let pages = copy(&src, &mut dst)?;
+    dst.pragma_update(None, "journal_mode", "WAL")?;
+    drop(dst);
+    verify(target)?;
+    let bytes = std::fs::metadata(target).map(|m| m.len()).unwrap_or(0);
+    Ok(CopyReport {
+        pages,
+        bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Takes a backup into `backup.dir` every `backup.interval_minutes` and
+/// keeps the newest `backup.keep`.
+pub async fn scheduled(state: AppState) {
+    let config = state.config.backup.clone();
+    if config.interval_minutes == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(config.interval_minutes * 60));
+    tick.tick().await; // the first tick fires at once; start one period in
+    loop {
+        tick.tick().await;
+        let source = state.db.path().to_path_buf();
+        let dir = config.dir.clone();
+        let keep = config.keep;
+        let result =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<(PathBuf, CopyReport)> {
+                let stamp = time::OffsetDateTime::now_utc()
+                    .format(time::macros::format_description!(
+                        "[year][month][day]-[hour][minute][second]"
+                    ))
+                    .unwrap_or_default();
+                let target = dir.join(format!("wemaster-{stamp}.db"));
+                let report = backup(&source, &target)?;
+                prune(&dir, keep)?;
+                Ok((target, report))
+            })
+            .await;
+        match result {
+            Ok(Ok((path, report))) => tracing::info!(
+                path = %path.display(),
+                bytes = report.bytes,
+                ms = report.elapsed.as_millis() as u64,
+                "scheduled backup written"
+            ),
+            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "scheduled backup failed"),
+            Err(e) => tracing::error!(error = %e, "scheduled backup task failed"),
+        }
+    }
+}
+
+/// Deletes all but the newest `keep` scheduled backups in `dir`.
+fn prune(dir: &Path, keep: usize) -> anyhow::Result<()> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("wemaster-") && n.ends_with(".db"))
+        })
+        .collect();
+    // Names carry a sortable timestamp.
+    files.sort();
+    let excess = files.len().saturating_sub(keep);
+    for old in &files[..excess] {
+        std::fs::remove_file(old).with_context(|| format!("cannot delete {}", old.display()))?;
+    }
+    Ok(())
+}

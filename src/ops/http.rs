@@ -1,0 +1,170 @@
+//! The request log and HTTP metrics: one line per request with method,
+//! route template, status, latency and request id; the request id comes from
+//! a valid `X-Request-Id` or is generated, and is echoed in the response.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use poem::PathPattern;
+use poem::http::HeaderValue;
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+use super::metrics::{HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS};
+use crate::error::problem_from_poem_error;
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// A client-chosen request id is kept if it is 1 to 128 characters of
+/// letters, digits, `-`, `_`, `.` or `:`.
+pub fn valid_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// A route pattern with every parameter segment replaced by `{}`.
+fn shape(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|seg| {
+            if seg.starts_with(':') || (seg.starts_with('{') && seg.ends_with('}')) {
+                "{}"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Route shapes of the API mapped to their templates as the spec writes
+/// them (`/api/v1/offerings/{slug}`); poem-openapi names its parameters
+/// `param0`, `param1` internally.
+fn spec_templates() -> &'static HashMap<String, String> {
+    static TEMPLATES: OnceLock<HashMap<String, String>> = OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        let spec: serde_json::Value =
+            serde_json::from_str(&crate::api::service().spec()).unwrap_or_default();
+        spec["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .keys()
+                    .map(|p| {
+                        let full = format!("{}{p}", crate::api::BASE_PATH);
+                        (shape(&full), full)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// The label of a matched route: its template from the spec, else the
+/// pattern with `:name` written `{name}`.
+fn template(pattern: &str) -> String {
+    if let Some(known) = spec_templates().get(&shape(pattern)) {
+        return known.clone();
+    }
+    pattern
+        .split('/')
+        .map(|seg| match seg.strip_prefix(':') {
+            Some(name) => format!("{{{name}}}"),
+            None => seg.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::gauge!(HTTP_IN_FLIGHT).increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(HTTP_IN_FLIGHT).decrement(1.0);
+    }
+}
+
+pub async fn observe<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let started = Instant::now();
+    let _in_flight = InFlight::start();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| valid_request_id(id))
+        .map(str::to_string)
+        .unwrap_or_else(crate::ids::new_id);
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+
+    let mut resp = match ep.call(req).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => problem_from_poem_error(err).await,
+    };
+    let status = resp.status().as_u16();
+    let route = match resp.data::<PathPattern>() {
+        Some(pattern) => template(&pattern.0),
+        None if status == 429 => "(rate limited)".to_string(),
+        None => "(unmatched)".to_string(),
+    };
+    let elapsed = started.elapsed();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, value);
+    }
+    metrics::counter!(HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status_class(status))
+        .increment(1);
+    metrics::histogram!(HTTP_DURATION, "method" => method.clone(), "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    tracing::info!(
+        target: "wemaster::http",
+        %method,
+        %route,
+        %path,
+        status,
+        latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        request_id = %request_id,
+        "request"
+    );
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_templates_and_request_ids() {
+        assert_eq!(
+            template("/api/v1/offerings/{param0}"),
+            "/api/v1/offerings/{slug}"
+        );
+        assert_eq!(
+            template("/api/v1/orders/:param0/cancel"),
+            "/api/v1/orders/{id}/cancel"
+        );
+        assert_eq!(template("/checkout/dev/:id/pay"), "/checkout/dev/{id}/pay");
+        assert!(valid_request_id("abc-123_x.y:z"));
+        assert!(!valid_request_id(""));
+        assert!(!valid_request_id("has space"));
+        assert!(!valid_request_id(&"x".repeat(129)));
+    }
+}

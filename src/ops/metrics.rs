@@ -1,0 +1,53 @@
+//! Prometheus metrics through the `metrics` facade and
+//! metrics-exporter-prometheus. Names and what they mean are listed in the
+//! README; route labels are templates, so cardinality stays bounded.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "wemaster_http_requests_total";
+pub const HTTP_DURATION: &str = "wemaster_http_request_duration_seconds";
+pub const HTTP_IN_FLIGHT: &str = "wemaster_http_requests_in_flight";
+pub const RATE_LIMITED: &str = "wemaster_rate_limited_total";
+pub const LOGIN_LOCKOUTS: &str = "wemaster_login_lockouts_total";
+pub const CACHE_LOOKUPS: &str = "wemaster_cache_lookups_total";
+pub const CACHE_ENTRIES: &str = "wemaster_cache_entries";
+pub const HASH_WAITING: &str = "wemaster_password_hash_waiting";
+pub const HASH_WAIT: &str = "wemaster_password_hash_wait_seconds";
+pub const HASH_DURATION: &str = "wemaster_password_hash_seconds";
+pub const DB_POOL_WAIT: &str = "wemaster_db_pool_wait_seconds";
+pub const DB_STATEMENT: &str = "wemaster_db_statement_seconds";
+pub const WEBHOOK_EVENTS: &str = "wemaster_webhook_events_total";
+pub const ORDER_TRANSITIONS: &str = "wemaster_order_transitions_total";
+pub const BUILD_INFO: &str = "wemaster_build_info";
+
+/// Latency buckets in seconds: 50 µs to 10 s.
+const BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 10.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder once (later calls share it) and
+/// returns the handle that renders the exposition; `None` if another
+/// recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
+                .ok()?
+                .install_recorder()
+                .ok()?;
+            metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            Some(handle)
+        })
+        .clone()
+}
+
+/// Records that an order moved between states.
+pub fn order_transition(from: &'static str, to: &'static str, count: u64) {
+    metrics::counter!(ORDER_TRANSITIONS, "from" => from, "to" => to).increment(count);
+}

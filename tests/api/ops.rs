@@ -1,0 +1,396 @@
+//! Operations: metrics, request ids, secrets kept out of logs, online backup
+//! and restore.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    binary, completed, now, run_binary, spawn_app, spawn_app_with, webhook_secret,
+};
+
+/// Sum of a metric's samples whose labels contain every `label` given.
+fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{' | b' '))
+        })
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_exposition_parses_and_counters_move_with_traffic() {
+    let app = spawn_app().await;
+    let first = app.get("/metrics").await;
+    assert_eq!(first.status(), 200);
+    assert!(
+        first.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let before = first.text().await.unwrap();
+    for line in before
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "not a sample line: {line}");
+    }
+    let route = "route=\"/api/v1/offerings/{slug}\"";
+    let requests_before = metric(&before, "wemaster_http_requests_total", &[route]);
+    for _ in 0..3 {
+        app.get("/api/v1/offerings/python-for-absolute-beginners")
+            .await;
+    }
+    app.get("/api/v1/offerings/no-such-slug").await;
+    let token = app.token_of("student@test.com").await;
+    let order = app.draft_first(&token).await;
+    app.deliver(&completed("evt_metrics", &order)).await;
+    let after = app.get("/metrics").await.text().await.unwrap();
+    assert!(metric(&after, "wemaster_http_requests_total", &[route]) >= requests_before + 4.0);
+    assert!(
+        metric(
+            &after,
+            "wemaster_http_requests_total",
+            &[route, "status=\"4xx\""]
+        ) >= 1.0
+    );
+    assert!(
+        metric(
+            &after,
+            "wemaster_http_request_duration_seconds_count",
+            &[route]
+        ) >= 4.0
+    );
+    assert!(metric(&after, "wemaster_cache_lookups_total", &["result=\"hit\""]) >= 2.0);
+    assert!(
+        metric(
+            &after,
+            "wemaster_webhook_events_total",
+            &["outcome=\"APPLIED\""]
+        ) >= 1.0
+    );
+    assert!(metric(&after, "wemaster_order_transitions_total", &["to=\"PAID\""]) >= 1.0);
+    assert!(
+        metric(
+            &after,
+            "wemaster_db_statement_seconds_count",
+            &["pool=\"write\""]
+        ) >= 1.0
+    );
+    assert!(metric(&after, "wemaster_password_hash_seconds_count", &[]) >= 1.0);
+    assert!(after.contains("wemaster_build_info{version=\""));
+    // Raw ids never become labels.
+    assert!(!after.contains("python-for-absolute-beginners"));
+}
+
+#[tokio::test]
+async fn metrics_can_listen_on_their_own_address() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app_with(move |c| c.metrics.addr = format!("127.0.0.1:{port}")).await;
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    let mut found = false;
+    for _ in 0..50 {
+        if let Ok(resp) = app
+            .client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+        {
+            assert_eq!(resp.status(), 200);
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(found, "metrics listener answers");
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/api/v1/offerings"))
+        .header("x-request-id", "trace-abc_123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-abc_123");
+    let resp = app
+        .client
+        .get(app.url("/api/v1/nope"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    let generated = resp.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(generated.len(), 36, "a fresh UUID: {generated}");
+}
+
+#[tokio::test]
+async fn health_reports_system_figures() {
+    let app = spawn_app().await;
+    let body: Value = app.get("/healthz").await.json().await.unwrap();
+    assert!(body["system"]["rssBytes"].as_u64().unwrap() > 1_000_000);
+    assert!(body["system"]["openConnections"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn secrets_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(binary())
+        .current_dir(dir.path())
+        .env("WEMASTER_SERVER__ADDR", format!("127.0.0.1:{port}"))
+        .env("WEMASTER_LOG__LEVEL", "debug")
+        .env("WEMASTER_LOG__FORMAT", "json")
+        .env("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64")
+        .env("WEMASTER_AUTH__ARGON2_ITERATIONS", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let secrets: Vec<String> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.get(format!("{base}/readyz")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "server never came up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let password = "correct-horse-7-battery";
+        let session: Value = client
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&json!({"email": "logcheck@test.com", "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let failed = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": "logcheck@test.com", "password": "wrong-password-xyz"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(failed.status(), 401);
+        let refreshed: Value = client
+            .post(format!("{base}/api/v1/auth/refresh"))
+            .json(&json!({"refreshToken": session["refreshToken"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let access = refreshed["accessToken"].as_str().unwrap().to_string();
+        client
+            .get(format!("{base}/api/v1/auth/me"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        let marker = "payload-marker-5c1f";
+        let order = json!({"id": "nope", "amount": 1, "currency": "usd"});
+        let mut event = completed("evt_log_check", &order);
+        event["data"]["object"]["customer_details"] = json!({"email": marker});
+        let body = event.to_string();
+        let signature =
+            wemaster::payments::webhook::sign(&webhook_secret(), body.as_bytes(), now());
+        let resp = client
+            .post(format!("{base}/api/v1/payments/webhooks/stripe"))
+            .header("content-type", "application/json")
+            .header("stripe-signature", &signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        vec![
+            password.to_string(),
+            "wrong-password-xyz".to_string(),
+            session["accessToken"].as_str().unwrap().to_string(),
+            session["refreshToken"].as_str().unwrap().to_string(),
+            refreshed["refreshToken"].as_str().unwrap().to_string(),
+            access,
+            marker.to_string(),
+            signature.split("v1=").nth(1).unwrap().to_string(),
+            webhook_secret(),
+        ]
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(logs.contains("\"request_id\""), "request lines are logged");
+    assert!(logs.contains("/api/v1/auth/refresh"));
+    for secret in secrets {
+        assert!(
+            !logs.contains(&secret),
+            "a secret reached the logs: {secret}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_backup_under_concurrent_writes_restores_every_acknowledged_order() {
+    let app = spawn_app().await;
+    let token = app.token_of("student@test.com").await;
+    let offerings: Value = app
+        .get("/api/v1/offerings?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let body = json!({"offeringId": offerings[0]["id"]});
+
+    // A writer drafts orders the whole time.
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let client = app.client.clone();
+    let url = app.url("/api/v1/orders/draft");
+    let token_w = token.clone();
+    let writer = tokio::spawn(async move {
+        let mut acknowledged: Vec<(Instant, String)> = Vec::new();
+        loop {
+            if stop_rx.try_recv().is_ok() {
+                return acknowledged;
+            }
+            let resp = client
+                .post(&url)
+                .bearer_auth(&token_w)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+            let order: Value = resp.json().await.unwrap();
+            acknowledged.push((Instant::now(), order["id"].as_str().unwrap().to_string()));
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let backup_started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let backup_path = dir.path().join("snapshot.db");
+    let (source, target) = (app.db_path.clone(), backup_path.clone());
+    let report =
+        tokio::task::spawn_blocking(move || wemaster::ops::backup::backup(&source, &target))
+            .await
+            .unwrap()
+            .expect("backup under load");
+    assert!(report.bytes > 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = stop_tx.send(());
+    let acknowledged = writer.await.unwrap();
+    let before: Vec<&String> = acknowledged
+        .iter()
+        .filter(|(at, _)| *at < backup_started)
+        .map(|(_, id)| id)
+        .collect();
+    assert!(before.len() >= 5, "the writer was busy: {}", before.len());
+    assert!(
+        acknowledged.len() > before.len(),
+        "writes went on during the backup"
+    );
+
+    // Restore into a fresh database with the real binary.
+    let restored = dir.path().join("restored/wemaster.db");
+    let (status, stdout, stderr) = run_binary(
+        dir.path(),
+        &["restore", backup_path.to_str().unwrap()],
+        &[("WEMASTER_DATABASE__PATH", restored.to_str().unwrap())],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.contains("integrity check ok"), "{stdout}");
+    let conn = rusqlite::Connection::open(&restored).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let mut stmt = conn.prepare("SELECT id FROM orders").unwrap();
+    let ids: HashSet<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for id in before {
+        assert!(
+            ids.contains(id),
+            "acknowledged order {id} missing from the backup"
+        );
+    }
+}
+
+#[tokio::test]
+async fn restore_refuses_a_live_database_and_a_broken_backup() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("ok.db");
+    let (status, stdout, stderr) = run_binary(
+        dir.path(),
+        &["backup", snapshot.to_str().unwrap()],
+        &[("WEMASTER_DATABASE__PATH", app.db_path.to_str().unwrap())],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.contains("backed up"), "{stdout}");
+    // The server holds the database: restore must refuse.
+    let (status, _, stderr) = run_binary(
+        dir.path(),
+        &["restore", snapshot.to_str().unwrap()],
+        &[("WEMASTER_DATABASE__PATH", app.db_path.to_str().unwrap())],
+    );
+    assert_eq!(status, 1);
+    assert!(stderr.contains("running"), "{stderr}");
+    // A file that is not a sound database is refused before anything is touched.
+    let broken = dir.path().join("broken.db");
+    std::fs::write(&broken, b"definitely not sqlite").unwrap();
+    let target = dir.path().join("fresh.db");
+    let (status, _, stderr) = run_binary(
+        dir.path(),
+        &["restore", broken.to_str().unwrap()],
+        &[("WEMASTER_DATABASE__PATH", target.to_str().unwrap())],
+    );
+    assert_eq!(status, 1, "{stderr}");
+    assert!(!target.exists());
+    // Backing up onto an existing file is refused too.
+    let (status, _, _) = run_binary(
+        dir.path(),
+        &["backup", snapshot.to_str().unwrap()],
+        &[("WEMASTER_DATABASE__PATH", app.db_path.to_str().unwrap())],
+    );
+    assert_eq!(status, 1);
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_database_is_refused() {
+    let app = spawn_app().await;
+    let mut config = crate::helpers::test_config(app.db_path.parent().unwrap());
+    config.database.path = app.db_path.clone();
+    let second = wemaster::app::Application::build(config).await;
+    let err = second.err().expect("second server refused").to_string();
+    assert!(err.contains("running wemaster"), "{err}");
+}
