@@ -2,6 +2,7 @@
 //! domain's API under `/api/v1`.
 
 use poem_openapi::{OpenApiService, Tags};
+use serde_yaml::{Mapping, Value};
 
 use crate::admin::api::AdminApi;
 use crate::auth::api::{AuthApi, UsersApi};
@@ -66,4 +67,338 @@ pub fn service() -> OpenApiService<Apis, ()> {
              details with a stable `code`.",
     )
     .server(BASE_PATH)
+}
+
+/// The document served at `/openapi.json`, shown by Swagger UI and printed
+/// by `wemaster openapi`.
+pub fn spec_json() -> String {
+    serde_json::to_string_pretty(&finished_spec())
+        .expect("a document read from JSON writes as JSON")
+}
+
+/// [`spec_json`] as YAML, served at `/openapi.yaml`.
+pub fn spec_yaml() -> String {
+    serde_yaml::to_string(&finished_spec()).expect("a document read from JSON writes as YAML")
+}
+
+/// Swagger UI showing the finished document.
+pub fn swagger_ui_html() -> String {
+    let api = service();
+    api.swagger_ui_html().replacen(&api.spec(), &spec_json(), 1)
+}
+
+/// poem-openapi's document with two touches it cannot make itself:
+///
+/// - A property with its own description that refers to a component comes
+///   out as `allOf: [{$ref}, {description}]`. The second entry repeats what
+///   the property already says, and code generators refuse an `allOf` over
+///   an enum (openapi-python-client drops the whole model), so only the
+///   `$ref` stays.
+/// - Responses get OpenAPI links ([`LINKS`]) to the operations that take
+///   what they return: for readers, and for stateful API testing.
+fn finished_spec() -> Value {
+    // serde_yaml's mapping keeps the order of keys, so the document reads in
+    // the order poem-openapi wrote it.
+    let mut doc: Value =
+        serde_json::from_str(&service().spec()).expect("poem-openapi writes valid JSON");
+    collapse_redundant_all_of(&mut doc);
+    add_links(&mut doc);
+    doc
+}
+
+fn collapse_redundant_all_of(value: &mut Value) {
+    match value {
+        Value::Mapping(map) => {
+            let redundant = match map.get("allOf") {
+                Some(Value::Sequence(parts)) => {
+                    parts.len() == 2
+                        && parts[0].get("$ref").is_some()
+                        && parts[1]
+                            .as_mapping()
+                            .is_some_and(|extra| extra.iter().all(|(k, v)| map.get(k) == Some(v)))
+                }
+                _ => false,
+            };
+            if redundant && let Some(Value::Sequence(parts)) = map.get_mut("allOf") {
+                parts.truncate(1);
+            }
+            for (_, v) in map.iter_mut() {
+                collapse_redundant_all_of(v);
+            }
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(collapse_redundant_all_of),
+        _ => {}
+    }
+}
+
+/// An OpenAPI link from one operation's response to another operation.
+struct Link {
+    from: &'static str,
+    status: &'static str,
+    name: &'static str,
+    to: &'static str,
+    description: &'static str,
+    /// Target parameter name and the runtime expression that fills it.
+    parameters: &'static [(&'static str, &'static str)],
+    /// Target body properties and the runtime expressions that fill them.
+    body: &'static [(&'static str, &'static str)],
+}
+
+const fn link(
+    from: &'static str,
+    status: &'static str,
+    name: &'static str,
+    to: &'static str,
+    description: &'static str,
+) -> Link {
+    Link {
+        from,
+        status,
+        name,
+        to,
+        description,
+        parameters: &[],
+        body: &[],
+    }
+}
+
+const ID: &[(&str, &str)] = &[("id", "$response.body#/id")];
+const SLUG: &[(&str, &str)] = &[("slug", "$response.body#/slug")];
+const REFRESH_TOKEN: &[(&str, &str)] = &[("refreshToken", "$response.body#/refreshToken")];
+
+/// Where a response leads.
+const LINKS: &[Link] = &[
+    Link {
+        parameters: &[("slug", "$response.body#/0/slug")],
+        ..link(
+            "listOfferings",
+            "200",
+            "GetFirstOffering",
+            "getOffering",
+            "Read the first offering listed.",
+        )
+    },
+    Link {
+        body: &[("offeringId", "$response.body#/0/id")],
+        ..link(
+            "listOfferings",
+            "200",
+            "OrderFirstOffering",
+            "draftOrder",
+            "Order the first offering listed.",
+        )
+    },
+    Link {
+        body: &[
+            ("offeringId", "$response.body#/id"),
+            ("variantId", "$response.body#/variants/0/id"),
+        ],
+        ..link(
+            "getOffering",
+            "200",
+            "OrderOffering",
+            "draftOrder",
+            "Order this offering's first variant.",
+        )
+    },
+    Link {
+        parameters: SLUG,
+        ..link(
+            "createOffering",
+            "201",
+            "GetOffering",
+            "getOffering",
+            "Read the new offering (its tutor and admins see drafts).",
+        )
+    },
+    Link {
+        parameters: ID,
+        ..link(
+            "createOffering",
+            "201",
+            "UpdateOffering",
+            "updateOffering",
+            "Change the new offering.",
+        )
+    },
+    Link {
+        parameters: ID,
+        ..link(
+            "createOffering",
+            "201",
+            "PublishOffering",
+            "publishOffering",
+            "Publish the new offering.",
+        )
+    },
+    Link {
+        parameters: ID,
+        ..link(
+            "createOffering",
+            "201",
+            "ArchiveOffering",
+            "archiveOffering",
+            "Archive the new offering.",
+        )
+    },
+    Link {
+        parameters: SLUG,
+        ..link(
+            "updateOffering",
+            "200",
+            "GetOffering",
+            "getOffering",
+            "Read the changed offering.",
+        )
+    },
+    Link {
+        parameters: SLUG,
+        ..link(
+            "publishOffering",
+            "200",
+            "GetOffering",
+            "getOffering",
+            "Read the published offering.",
+        )
+    },
+    Link {
+        body: &[("offeringId", "$response.body#/id")],
+        ..link(
+            "publishOffering",
+            "200",
+            "OrderOffering",
+            "draftOrder",
+            "Order the published offering.",
+        )
+    },
+    Link {
+        parameters: ID,
+        ..link(
+            "draftOrder",
+            "201",
+            "GetOrder",
+            "getOrder",
+            "Read the new order.",
+        )
+    },
+    Link {
+        parameters: ID,
+        ..link(
+            "draftOrder",
+            "201",
+            "CancelOrder",
+            "cancelOrder",
+            "Cancel the new order.",
+        )
+    },
+    Link {
+        parameters: ID,
+        ..link(
+            "draftOrder",
+            "200",
+            "GetOrder",
+            "getOrder",
+            "Read the order.",
+        )
+    },
+    Link {
+        parameters: ID,
+        ..link(
+            "cancelOrder",
+            "200",
+            "GetOrder",
+            "getOrder",
+            "Read the cancelled order.",
+        )
+    },
+    Link {
+        parameters: &[("id", "$response.body#/0/id")],
+        ..link(
+            "listOrders",
+            "200",
+            "GetFirstOrder",
+            "getOrder",
+            "Read the first order listed.",
+        )
+    },
+    Link {
+        body: REFRESH_TOKEN,
+        ..link(
+            "register",
+            "201",
+            "Refresh",
+            "refresh",
+            "Rotate the refresh token.",
+        )
+    },
+    Link {
+        body: REFRESH_TOKEN,
+        ..link("register", "201", "Logout", "logout", "Sign out.")
+    },
+    Link {
+        body: REFRESH_TOKEN,
+        ..link(
+            "login",
+            "200",
+            "Refresh",
+            "refresh",
+            "Rotate the refresh token.",
+        )
+    },
+    Link {
+        body: REFRESH_TOKEN,
+        ..link("login", "200", "Logout", "logout", "Sign out.")
+    },
+    Link {
+        body: REFRESH_TOKEN,
+        ..link(
+            "refresh",
+            "200",
+            "Refresh",
+            "refresh",
+            "Rotate the new refresh token.",
+        )
+    },
+    Link {
+        body: REFRESH_TOKEN,
+        ..link("refresh", "200", "Logout", "logout", "Sign out.")
+    },
+];
+
+/// Adds [`LINKS`] to their responses. A link whose operation or response
+/// is missing is a bug in the table, caught by the first request for the
+/// spec (and so by the test suite).
+fn add_links(doc: &mut Value) {
+    for link in LINKS {
+        let response = doc
+            .get_mut("paths")
+            .and_then(Value::as_mapping_mut)
+            .into_iter()
+            .flat_map(|paths| paths.values_mut())
+            .filter_map(Value::as_mapping_mut)
+            .flat_map(|item| item.values_mut())
+            .find(|op| op.get("operationId").and_then(Value::as_str) == Some(link.from))
+            .and_then(|op| op.get_mut("responses"))
+            .and_then(|responses| responses.get_mut(link.status))
+            .and_then(Value::as_mapping_mut)
+            .unwrap_or_else(|| panic!("no {} response of {} to link from", link.status, link.from));
+        let mut target = Mapping::new();
+        target.insert("operationId".into(), link.to.into());
+        target.insert("description".into(), link.description.into());
+        let pairs = |pairs: &[(&str, &str)]| -> Value {
+            Value::Mapping(pairs.iter().map(|&(k, v)| (k.into(), v.into())).collect())
+        };
+        if !link.parameters.is_empty() {
+            target.insert("parameters".into(), pairs(link.parameters));
+        }
+        if !link.body.is_empty() {
+            target.insert("requestBody".into(), pairs(link.body));
+        }
+        let links = response
+            .entry("links".into())
+            .or_insert_with(|| Value::Mapping(Mapping::new()));
+        if let Value::Mapping(links) = links {
+            links.insert(link.name.into(), Value::Mapping(target));
+        }
+    }
 }

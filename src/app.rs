@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use poem::endpoint::BoxEndpoint;
+use poem::endpoint::{BoxEndpoint, make_sync};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::middleware::Compression;
 use poem::web::CompressionAlgo;
-use poem::web::{Data, Redirect};
+use poem::web::{Data, Html, Redirect};
 use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, post};
 
 use crate::auth::password::PasswordHasher;
@@ -226,15 +226,31 @@ impl Application {
 
 /// Every route of the server.
 pub fn routes(state: AppState) -> BoxEndpoint<'static> {
-    let api = crate::api::service();
-    let docs = api.swagger_ui();
-    let spec_json = api.spec_endpoint();
-    let spec_yaml = api.spec_endpoint_yaml();
+    let docs = crate::api::swagger_ui_html();
+    let spec_json = crate::api::spec_json();
+    let spec_yaml = crate::api::spec_yaml();
     let routes = Route::new()
-        .nest(crate::api::BASE_PATH, api)
-        .nest("/docs", docs)
-        .at("/openapi.json", spec_json)
-        .at("/openapi.yaml", spec_yaml)
+        .nest(crate::api::BASE_PATH, crate::api::service())
+        .nest(
+            "/docs",
+            Route::new().at("/", make_sync(move |_| Html(docs.clone()))),
+        )
+        .at(
+            "/openapi.json",
+            make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json")
+                    .body(spec_json.clone())
+            }),
+        )
+        .at(
+            "/openapi.yaml",
+            make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/x-yaml")
+                    .body(spec_yaml.clone())
+            }),
+        )
         .at("/healthz", get(root_healthz))
         .at("/readyz", get(root_readyz))
         .at("/livez", get(root_livez))

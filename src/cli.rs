@@ -121,10 +121,9 @@ pub fn run() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi { format } => {
-            let api = crate::api::service();
             match format {
-                SpecFormat::Json => println!("{}", api.spec()),
-                SpecFormat::Yaml => print!("{}", api.spec_yaml()),
+                SpecFormat::Json => println!("{}", crate::api::spec_json()),
+                SpecFormat::Yaml => print!("{}", crate::api::spec_yaml()),
             }
             ExitCode::SUCCESS
         }

@@ -368,10 +368,11 @@ pub mod declared {
     pub const INTERNAL: u32 = 1 << 8;
     pub const BAD_GATEWAY: u32 = 1 << 9;
     pub const UNAVAILABLE: u32 = 1 << 10;
+    pub const UNSUPPORTED_MEDIA_TYPE: u32 = 1 << 11;
 }
 
 /// What each declared bit means in the spec.
-const DECLARED_STATUSES: [(u32, u16, &str); 11] = [
+const DECLARED_STATUSES: [(u32, u16, &str); 12] = [
     (
         declared::BAD_REQUEST,
         400,
@@ -397,6 +398,11 @@ const DECLARED_STATUSES: [(u32, u16, &str); 11] = [
         declared::PAYLOAD_TOO_LARGE,
         413,
         "The request body is larger than allowed.",
+    ),
+    (
+        declared::UNSUPPORTED_MEDIA_TYPE,
+        415,
+        "The body is not JSON (missing or other `Content-Type`) or is compressed.",
     ),
     (
         declared::UNPROCESSABLE,

@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::model::{
     AuthResponse, ForgotPasswordRequest, LoginRequest, NewUser, RefreshRequest, RegisterRequest,
-    ResetPasswordRequest, Role, User, check_new_password, normalize_email,
+    ResetPasswordRequest, Role, TokenType, User, check_new_password, normalize_email,
 };
 use super::token::{random_token, token_hash};
 use super::{BearerAuth, repo};
@@ -62,7 +62,15 @@ impl AuthApi {
         body: Json<RegisterRequest>,
     ) -> ApiResult<
         Registered,
-        { TOO_MANY_REQUESTS | PAYLOAD_TOO_LARGE | BAD_REQUEST | CONFLICT | INTERNAL | UNAVAILABLE },
+        {
+            TOO_MANY_REQUESTS
+                | PAYLOAD_TOO_LARGE
+                | UNSUPPORTED_MEDIA_TYPE
+                | BAD_REQUEST
+                | CONFLICT
+                | INTERNAL
+                | UNAVAILABLE
+        },
     > {
         let body = body.0;
         let email = normalize_email(&body.email)?;
@@ -124,6 +132,7 @@ impl AuthApi {
         {
             TOO_MANY_REQUESTS
                 | PAYLOAD_TOO_LARGE
+                | UNSUPPORTED_MEDIA_TYPE
                 | BAD_REQUEST
                 | UNAUTHORIZED
                 | INTERNAL
@@ -205,6 +214,7 @@ impl AuthApi {
         {
             TOO_MANY_REQUESTS
                 | PAYLOAD_TOO_LARGE
+                | UNSUPPORTED_MEDIA_TYPE
                 | BAD_REQUEST
                 | UNAUTHORIZED
                 | INTERNAL
@@ -273,7 +283,14 @@ impl AuthApi {
         body: Json<RefreshRequest>,
     ) -> ApiResult<
         NoContent,
-        { TOO_MANY_REQUESTS | PAYLOAD_TOO_LARGE | BAD_REQUEST | INTERNAL | UNAVAILABLE },
+        {
+            TOO_MANY_REQUESTS
+                | PAYLOAD_TOO_LARGE
+                | UNSUPPORTED_MEDIA_TYPE
+                | BAD_REQUEST
+                | INTERNAL
+                | UNAVAILABLE
+        },
     > {
         let hash = token_hash(&body.0.refresh_token);
         state
@@ -311,8 +328,17 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<ForgotPasswordRequest>,
-    ) -> ApiResult<Accepted, { TOO_MANY_REQUESTS | PAYLOAD_TOO_LARGE | BAD_REQUEST | INTERNAL }>
-    {
+    ) -> ApiResult<
+        Accepted,
+        {
+            TOO_MANY_REQUESTS
+                | PAYLOAD_TOO_LARGE
+                | UNSUPPORTED_MEDIA_TYPE
+                | BAD_REQUEST
+                | INTERNAL
+                | UNAVAILABLE
+        },
+    > {
         let email = normalize_email(&body.0.email)?;
         // The work happens after the answer, so its duration does not tell
         // whether the account exists.
@@ -341,7 +367,14 @@ impl AuthApi {
         body: Json<ResetPasswordRequest>,
     ) -> ApiResult<
         NoContent,
-        { TOO_MANY_REQUESTS | PAYLOAD_TOO_LARGE | BAD_REQUEST | INTERNAL | UNAVAILABLE },
+        {
+            TOO_MANY_REQUESTS
+                | PAYLOAD_TOO_LARGE
+                | UNSUPPORTED_MEDIA_TYPE
+                | BAD_REQUEST
+                | INTERNAL
+                | UNAVAILABLE
+        },
     > {
         let body = body.0;
         check_new_password("newPassword", &body.new_password)?;
@@ -451,7 +484,7 @@ fn session(state: &AppState, user: User, refresh_token: String) -> Result<AuthRe
     Ok(AuthResponse {
         access_token,
         refresh_token,
-        token_type: "Bearer".into(),
+        token_type: TokenType::Bearer,
         expires_in,
         user,
     })

@@ -136,7 +136,7 @@ impl Example for LoginRequest {
 
 /// A refresh token to rotate or revoke.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct RefreshRequest {
     /// The refresh token from the last AuthResponse.
     #[oai(validator(max_length = 512))]
@@ -145,22 +145,28 @@ pub struct RefreshRequest {
 
 /// A signed-in session.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct AuthResponse {
     /// JWT to send as `Authorization: Bearer <accessToken>`.
     pub access_token: String,
     /// Opaque token for `POST /auth/refresh`; single use.
     pub refresh_token: String,
     /// Always `Bearer`.
-    pub token_type: String,
+    pub token_type: TokenType,
     /// Seconds until the access token expires.
     pub expires_in: u64,
     pub user: User,
 }
 
+/// How to send the access token: always `Bearer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum TokenType {
+    Bearer,
+}
+
 /// Start a password reset.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct ForgotPasswordRequest {
     #[oai(validator(max_length = 254))]
     pub email: String,
@@ -168,7 +174,7 @@ pub struct ForgotPasswordRequest {
 
 /// Finish a password reset.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct ResetPasswordRequest {
     /// The token from the reset link.
     #[oai(validator(max_length = 512))]
@@ -181,7 +187,7 @@ pub struct ResetPasswordRequest {
 /// A mail the server would send; kept in the outbox when no mail transport
 /// is configured.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct OutboxMessage {
     pub id: String,
     /// What the mail is for, e.g. `PASSWORD_RESET`.
@@ -215,4 +221,57 @@ pub fn check_new_password(field: &str, password: &str) -> Result<(), crate::erro
         ));
     }
     Ok(())
+}
+
+impl Example for RefreshRequest {
+    fn example() -> Self {
+        RefreshRequest {
+            refresh_token: "ov04MhnQE0gzMiV74DB8zHTqBrf4xYb1kq9TzW3cJ6s".into(),
+        }
+    }
+}
+
+impl Example for AuthResponse {
+    fn example() -> Self {
+        AuthResponse {
+            access_token:
+                "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIwMTkzOGE2ZSJ9.c2lnbmF0dXJl".into(),
+            refresh_token: RefreshRequest::example().refresh_token,
+            token_type: TokenType::Bearer,
+            expires_in: 900,
+            user: User::example(),
+        }
+    }
+}
+
+impl Example for ForgotPasswordRequest {
+    fn example() -> Self {
+        ForgotPasswordRequest {
+            email: "student@test.com".into(),
+        }
+    }
+}
+
+impl Example for ResetPasswordRequest {
+    fn example() -> Self {
+        ResetPasswordRequest {
+            token: "Zx3mQ8rT1vN6pL0aK5sW9yB2cD7eF4gH".into(),
+            new_password: "a new long passphrase".into(),
+        }
+    }
+}
+
+impl Example for OutboxMessage {
+    fn example() -> Self {
+        OutboxMessage {
+            id: "01938a6e-7c3b-7d2e-9f41-2b6c8e0a1d55".into(),
+            kind: "PASSWORD_RESET".into(),
+            recipient: "student@test.com".into(),
+            subject: "Reset your WeMaster password".into(),
+            body:
+                "Open http://127.0.0.1:3002/reset-password?token=Zx3mQ8rT1vN6pL0aK5sW9yB2cD7eF4gH"
+                    .into(),
+            created_at: "2026-01-15T09:30:00.000Z".into(),
+        }
+    }
 }

@@ -263,7 +263,7 @@ impl CatalogueApi {
         if_none_match: Header<Option<String>>,
     ) -> ApiResult<
         CachedJson<Offering, false>,
-        { TOO_MANY_REQUESTS | NOT_FOUND | INTERNAL | UNAVAILABLE },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | NOT_FOUND | INTERNAL | UNAVAILABLE },
     > {
         let key = state.cache.key(&format!("slug{SEP}{}", slug.0));
         if let Some(entry) = state.cache.get(&key) {
@@ -317,6 +317,7 @@ impl CatalogueApi {
         {
             TOO_MANY_REQUESTS
                 | PAYLOAD_TOO_LARGE
+                | UNSUPPORTED_MEDIA_TYPE
                 | BAD_REQUEST
                 | UNAUTHORIZED
                 | FORBIDDEN
@@ -409,6 +410,7 @@ impl CatalogueApi {
         {
             TOO_MANY_REQUESTS
                 | PAYLOAD_TOO_LARGE
+                | UNSUPPORTED_MEDIA_TYPE
                 | BAD_REQUEST
                 | UNAUTHORIZED
                 | FORBIDDEN
@@ -466,7 +468,15 @@ impl CatalogueApi {
         id: Path<String>,
     ) -> ApiResult<
         Json<Offering>,
-        { TOO_MANY_REQUESTS | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | INTERNAL | UNAVAILABLE },
+        {
+            TOO_MANY_REQUESTS
+                | BAD_REQUEST
+                | UNAUTHORIZED
+                | FORBIDDEN
+                | NOT_FOUND
+                | INTERNAL
+                | UNAVAILABLE
+        },
     > {
         Ok(Json(
             set_status(&state, auth.0, id.0, OfferingStatus::Published).await?,
@@ -491,7 +501,15 @@ impl CatalogueApi {
         id: Path<String>,
     ) -> ApiResult<
         Json<Offering>,
-        { TOO_MANY_REQUESTS | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | INTERNAL | UNAVAILABLE },
+        {
+            TOO_MANY_REQUESTS
+                | BAD_REQUEST
+                | UNAUTHORIZED
+                | FORBIDDEN
+                | NOT_FOUND
+                | INTERNAL
+                | UNAVAILABLE
+        },
     > {
         Ok(Json(
             set_status(&state, auth.0, id.0, OfferingStatus::Archived).await?,

@@ -17,7 +17,7 @@ pub const MAX_TAGS: usize = 20;
 
 /// A variant as sent by a tutor.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct VariantInput {
     /// Id of an existing variant to keep (PATCH only); omit for a new one.
     #[oai(validator(max_length = 64))]
@@ -114,7 +114,7 @@ impl Example for CreateOffering {
 /// optional field. `variants`, when present, replaces the whole set
 /// (variants listed with their `id` are kept and updated).
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct UpdateOffering {
     #[oai(rename = "type")]
     pub kind: Option<OfferingType>,
@@ -403,4 +403,27 @@ fn check_variants(variants: Vec<VariantInput>) -> Result<Vec<NewVariant>, Error>
         ));
     }
     Ok(out)
+}
+
+impl Example for VariantInput {
+    fn example() -> Self {
+        CreateOffering::example().variants.remove(0)
+    }
+}
+
+impl Example for UpdateOffering {
+    fn example() -> Self {
+        UpdateOffering {
+            kind: None,
+            title: Some("Conversational French for Travellers".into()),
+            summary: MaybeUndefined::Value("Order food, ask the way, make friends.".into()),
+            description: MaybeUndefined::Undefined,
+            thumbnail: MaybeUndefined::Null,
+            category: MaybeUndefined::Undefined,
+            tags: Some(vec!["french".into(), "travel".into()]),
+            level: MaybeUndefined::Undefined,
+            language: MaybeUndefined::Undefined,
+            variants: None,
+        }
+    }
 }

@@ -95,6 +95,7 @@ impl Level {
 
 /// An amount of money in minor units.
 #[derive(Debug, Clone, PartialEq, Eq, Object, Serialize)]
+#[oai(example)]
 pub struct Money {
     /// Integer minor units: 4900 is 49.00.
     pub amount: i64,
@@ -104,6 +105,7 @@ pub struct Money {
 
 /// The tutor who sells an offering.
 #[derive(Debug, Clone, PartialEq, Eq, Object, Serialize)]
+#[oai(example)]
 pub struct TutorRef {
     pub id: String,
     pub name: Option<String>,
@@ -111,7 +113,7 @@ pub struct TutorRef {
 
 /// One way to buy an offering, e.g. a single lesson or a pack of five.
 #[derive(Debug, Clone, PartialEq, Eq, Object, Serialize)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 #[serde(rename_all = "camelCase")]
 pub struct Variant {
     pub id: String,
@@ -250,4 +252,22 @@ pub struct NewVariant {
     pub capacity: Option<i64>,
     #[serde(default)]
     pub is_default: bool,
+}
+
+impl Example for Money {
+    fn example() -> Self {
+        Offering::example().price_from
+    }
+}
+
+impl Example for TutorRef {
+    fn example() -> Self {
+        Offering::example().tutor
+    }
+}
+
+impl Example for Variant {
+    fn example() -> Self {
+        Offering::example().variants.remove(0)
+    }
 }

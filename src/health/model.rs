@@ -1,5 +1,6 @@
 //! Health report shapes (API.md, Health).
 
+use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
 
 /// `up`, `degraded` (slower than its configured threshold) or `down`.
@@ -78,7 +79,7 @@ pub struct CacheCheck {
 
 /// Readiness to take traffic.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct Readiness {
     /// True when migrations ran and the database answers.
     pub ready: bool,
@@ -89,7 +90,26 @@ pub struct Readiness {
 
 /// Liveness: the process serves.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct Liveness {
     /// Always `up`.
     pub status: CheckStatus,
+}
+
+impl Example for Readiness {
+    fn example() -> Self {
+        Readiness {
+            ready: true,
+            schema_version: 4,
+            message: "ready".into(),
+        }
+    }
+}
+
+impl Example for Liveness {
+    fn example() -> Self {
+        Liveness {
+            status: CheckStatus::Up,
+        }
+    }
 }

@@ -151,6 +151,7 @@ impl OrdersApi {
         {
             TOO_MANY_REQUESTS
                 | PAYLOAD_TOO_LARGE
+                | UNSUPPORTED_MEDIA_TYPE
                 | BAD_REQUEST
                 | UNAUTHORIZED
                 | NOT_FOUND
@@ -350,7 +351,7 @@ impl OrdersApi {
         id: Path<String>,
     ) -> ApiResult<
         Json<Order>,
-        { TOO_MANY_REQUESTS | UNAUTHORIZED | NOT_FOUND | INTERNAL | UNAVAILABLE },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | NOT_FOUND | INTERNAL | UNAVAILABLE },
     > {
         let id = id.0;
         let order = state
@@ -380,7 +381,15 @@ impl OrdersApi {
         id: Path<String>,
     ) -> ApiResult<
         Json<Order>,
-        { TOO_MANY_REQUESTS | UNAUTHORIZED | NOT_FOUND | CONFLICT | INTERNAL | UNAVAILABLE },
+        {
+            TOO_MANY_REQUESTS
+                | BAD_REQUEST
+                | UNAUTHORIZED
+                | NOT_FOUND
+                | CONFLICT
+                | INTERNAL
+                | UNAVAILABLE
+        },
     > {
         let principal = auth.0;
         let id = id.0;

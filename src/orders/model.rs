@@ -53,7 +53,7 @@ impl OrderStatus {
 
 /// One line of an order, with the price it had when the order was drafted.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct OrderItem {
     pub id: String,
     pub offering_id: String,
@@ -130,9 +130,10 @@ impl Example for Order {
 
 /// One thing to buy.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct DraftItem {
-    #[oai(validator(max_length = 64))]
+    /// The offering to buy; it must be PUBLISHED.
+    #[oai(validator(min_length = 1, max_length = 64))]
     pub offering_id: String,
     /// Absent or null: the offering's default variant.
     #[oai(validator(max_length = 64))]
@@ -144,6 +145,7 @@ pub struct DraftItem {
 
 /// Several things to buy, in one currency.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct DraftItems {
     /// 1 to 20 items.
     #[oai(validator(min_items = 1, max_items = 20))]
@@ -169,6 +171,7 @@ impl DraftOrderRequest {
 
 /// The offering an enrollment grants.
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct EnrolledOffering {
     pub id: String,
     pub slug: String,
@@ -185,7 +188,7 @@ pub enum EnrollmentStatus {
 
 /// Access to an offering, granted by a paid order.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct Enrollment {
     pub id: String,
     pub offering: EnrolledOffering,
@@ -219,5 +222,52 @@ mod tests {
         assert!(!Paid.can_become(PendingPayment));
         assert!(!PendingPayment.can_become(Refunded));
         assert!(!Refunded.can_become(Paid));
+    }
+}
+
+impl Example for OrderItem {
+    fn example() -> Self {
+        Order::example().items.remove(0)
+    }
+}
+
+impl Example for DraftItem {
+    fn example() -> Self {
+        let item = OrderItem::example();
+        DraftItem {
+            offering_id: item.offering_id,
+            variant_id: Some(item.variant_id),
+            quantity: Some(1),
+        }
+    }
+}
+
+impl Example for DraftItems {
+    fn example() -> Self {
+        DraftItems {
+            items: vec![DraftItem::example()],
+        }
+    }
+}
+
+impl Example for EnrolledOffering {
+    fn example() -> Self {
+        EnrolledOffering {
+            id: OrderItem::example().offering_id,
+            slug: "python-for-absolute-beginners".into(),
+            title: "Python for Absolute Beginners".into(),
+        }
+    }
+}
+
+impl Example for Enrollment {
+    fn example() -> Self {
+        Enrollment {
+            id: "01938a6e-7c3b-7d2e-9f41-00000000000d".into(),
+            offering: EnrolledOffering::example(),
+            order_id: Order::example().id,
+            status: EnrollmentStatus::Active,
+            created_at: "2026-01-15T09:35:00.000Z".into(),
+        }
     }
 }

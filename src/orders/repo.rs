@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::model::{
     EnrolledOffering, Enrollment, EnrollmentStatus, NewItem, Order, OrderItem, OrderStatus,
@@ -168,17 +168,55 @@ pub struct OrderFilter {
     pub q: Option<String>,
 }
 
-const ORDER_FILTER: &str = "(:user IS NULL OR o.user_id = :user)
-    AND (:statuses IS NULL OR (CASE WHEN o.status = 'PENDING_PAYMENT' AND o.expires_at <= :now
-         THEN 'EXPIRED' ELSE o.status END) IN (SELECT value FROM json_each(:statuses)))
-    AND (:offering IS NULL OR EXISTS
-         (SELECT 1 FROM order_items i WHERE i.order_id = o.id AND i.offering_id = :offering))
-    AND (:from IS NULL OR o.created_at >= :from)
-    AND (:to IS NULL OR o.created_at < :to)
-    AND (:q IS NULL OR o.id = :qexact OR EXISTS
-         (SELECT 1 FROM order_items i WHERE i.order_id = o.id AND i.title LIKE :q ESCAPE '\\'))";
+/// The WHERE clause and named parameters for `filter`, with only the
+/// conditions in use, so SQLite can use `orders_user_id` for a buyer's list.
+fn order_filter<'a>(
+    filter: &'a OrderFilter,
+    statuses: &'a Option<String>,
+    pattern: &'a Option<String>,
+    now: &'a String,
+) -> (String, Vec<(&'static str, &'a dyn ToSql)>) {
+    let mut clauses = vec!["1 = 1".to_string()];
+    let mut params: Vec<(&'static str, &'a dyn ToSql)> = vec![(":now", now)];
+    if let Some(user) = &filter.user_id {
+        clauses.push("o.user_id = :user".into());
+        params.push((":user", user));
+    }
+    if let Some(statuses) = statuses {
+        clauses.push(format!(
+            "({EFFECTIVE_STATUS}) IN (SELECT value FROM json_each(:statuses))"
+        ));
+        params.push((":statuses", statuses));
+    }
+    if let Some(offering) = &filter.offering_id {
+        clauses.push(
+            "EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.id AND i.offering_id = :offering)"
+                .into(),
+        );
+        params.push((":offering", offering));
+    }
+    if let Some(from) = &filter.from {
+        clauses.push("o.created_at >= :from".into());
+        params.push((":from", from));
+    }
+    if let Some(to) = &filter.to {
+        clauses.push("o.created_at < :to".into());
+        params.push((":to", to));
+    }
+    if let (Some(q), Some(pattern)) = (&filter.q, pattern) {
+        clauses.push(
+            "(o.id = :qexact OR EXISTS (SELECT 1 FROM order_items i
+               WHERE i.order_id = o.id AND i.title LIKE :q ESCAPE '\\'))"
+                .into(),
+        );
+        params.push((":qexact", q));
+        params.push((":q", pattern));
+    }
+    (clauses.join(" AND "), params)
+}
 
-/// One page of orders, newest first, with items; and the total matching.
+/// One page of orders (every order when `page` is `None`), newest first,
+/// with items; and the total matching.
 pub fn list_orders(
     conn: &Connection,
     filter: &OrderFilter,
@@ -197,44 +235,26 @@ pub fn list_orders(
     });
     let pattern = filter.q.as_deref().map(like_pattern);
     let (limit, offset) = page.map_or((-1, 0), |p| (i64::from(p.limit), p.offset()));
+    let now = now.to_string();
+    let (clause, mut params) = order_filter(filter, &statuses, &pattern, &now);
+    // `:now` is only used by the status filter and the selected columns.
+    let count_params: Vec<_> = params
+        .iter()
+        .filter(|(name, _)| *name != ":now" || statuses.is_some())
+        .copied()
+        .collect();
     let total: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT count(*) FROM orders o WHERE {ORDER_FILTER}"
-        ))?
-        .query_row(
-            rusqlite::named_params! {
-                ":user": filter.user_id,
-                ":statuses": statuses,
-                ":offering": filter.offering_id,
-                ":from": filter.from,
-                ":to": filter.to,
-                ":q": pattern,
-                ":qexact": filter.q,
-                ":now": now,
-            },
-            |row| row.get(0),
-        )?;
+        .prepare_cached(&format!("SELECT count(*) FROM orders o WHERE {clause}"))?
+        .query_row(&*count_params, |row| row.get(0))?;
+    params.push((":limit", &limit));
+    params.push((":offset", &offset));
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {} FROM orders o WHERE {ORDER_FILTER}
+        "SELECT {} FROM orders o WHERE {clause}
          ORDER BY o.created_at DESC, o.id DESC LIMIT :limit OFFSET :offset",
         order_columns()
     ))?;
     let orders = stmt
-        .query_map(
-            rusqlite::named_params! {
-                ":user": filter.user_id,
-                ":statuses": statuses,
-                ":offering": filter.offering_id,
-                ":from": filter.from,
-                ":to": filter.to,
-                ":q": pattern,
-                ":qexact": filter.q,
-                ":now": now,
-                ":limit": limit,
-                ":offset": offset,
-            },
-            order_from_row,
-        )?
+        .query_map(&*params, order_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((attach_items(conn, orders)?, total as u64))
 }

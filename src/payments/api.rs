@@ -33,6 +33,7 @@ pub struct StripeEvent {
     pub kind: String,
     /// Unix time the event was created.
     pub created: Option<i64>,
+    /// What the event is about.
     pub data: StripeEventData,
 }
 
@@ -140,8 +141,10 @@ impl PaymentsApi {
         #[oai(name = "Stripe-Signature")]
         signature: Header<Option<String>>,
         body: RawJson,
-    ) -> ApiResult<Json<WebhookAck>, { BAD_REQUEST | PAYLOAD_TOO_LARGE | INTERNAL | UNAVAILABLE }>
-    {
+    ) -> ApiResult<
+        Json<WebhookAck>,
+        { BAD_REQUEST | PAYLOAD_TOO_LARGE | UNSUPPORTED_MEDIA_TYPE | INTERNAL | UNAVAILABLE },
+    > {
         Ok(Json(
             webhook::receive(&state, &body.0, signature.0.as_deref()).await?,
         ))

@@ -1,5 +1,6 @@
 //! Payment types (API.md, Payments).
 
+use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
 
 /// State of money received.
@@ -12,7 +13,7 @@ pub enum PaymentStatus {
 
 /// Money received from the payment provider for an order.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct Payment {
     pub id: String,
     /// The order the provider said this pays for; may name no known order.
@@ -31,7 +32,7 @@ pub struct Payment {
 
 /// Answer to a webhook delivery.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct WebhookAck {
     /// Always true: the event was verified and recorded.
     pub received: bool,
@@ -40,4 +41,29 @@ pub struct WebhookAck {
     pub already_processed: Option<bool>,
     /// What the event did, e.g. `APPLIED`, `UNKNOWN_ORDER`, `AMOUNT_MISMATCH`.
     pub outcome: String,
+}
+
+impl Example for Payment {
+    fn example() -> Self {
+        Payment {
+            id: "01938a6e-7c3b-7d2e-9f41-00000000000e".into(),
+            order_id: Some("01938a6e-7c3b-7d2e-9f41-2b6c8e0a1d55".into()),
+            provider: "dev".into(),
+            provider_ref: "cs_dev_01938a6e7c3b7d2e9f412b6c8e0a1d55".into(),
+            amount: 4900,
+            currency: "usd".into(),
+            status: PaymentStatus::Succeeded,
+            created_at: "2026-01-15T09:35:00.000Z".into(),
+        }
+    }
+}
+
+impl Example for WebhookAck {
+    fn example() -> Self {
+        WebhookAck {
+            received: true,
+            already_processed: None,
+            outcome: "APPLIED".into(),
+        }
+    }
 }
