@@ -170,6 +170,8 @@ pub struct OrderFilter {
 
 /// The WHERE clause and named parameters for `filter`, with only the
 /// conditions in use, so SQLite can use `orders_user_id` for a buyer's list.
+// `&String`, not `&str`: a `&dyn ToSql` needs a sized referent.
+#[allow(clippy::ptr_arg)]
 fn order_filter<'a>(
     filter: &'a OrderFilter,
     statuses: &'a Option<String>,

@@ -1,0 +1,245 @@
+//! The server under test: build it, start it on a fresh database, wait until
+//! it is ready, read its peak memory, stop it with SIGTERM.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// How long the server may take to answer /readyz (migrations, demo seed).
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long SIGTERM may take before SIGKILL: the server's default grace plus slack.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Builds the release server at `repo_root` (`cargo build --release`) and
+/// returns the binary's path, as cargo reports it.
+pub fn build_release(repo_root: &Path) -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut child = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "wemaster",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(repo_root)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running cargo build --release for the server")?;
+    let stdout = child.stdout.take().context("cargo's stdout")?;
+    let mut executable = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo's output")?;
+        let Ok(message) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if message["reason"] == "compiler-artifact"
+            && message["target"]["name"] == "wemaster"
+            && let Some(path) = message["executable"].as_str()
+        {
+            executable = Some(PathBuf::from(path));
+        }
+    }
+    let status = child.wait().context("waiting for cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release of the server failed ({status})");
+    }
+    executable.context("cargo build reported no wemaster executable")
+}
+
+/// A free loopback port: bound, read, released. The server binds it a moment
+/// later; nothing else on this machine races for ports in that window.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A running server. Dropping it without [`Server::stop`] still sends SIGTERM.
+pub struct Server {
+    child: Option<Child>,
+    pub pid: u32,
+    pub addr: String,
+    pub log: PathBuf,
+}
+
+/// How the server stopped.
+#[derive(Debug, serde::Serialize)]
+pub struct Stopped {
+    /// The exit code, or None when a signal ended it.
+    pub exit_code: Option<i32>,
+    /// Seconds from SIGTERM to exit.
+    pub seconds: f64,
+    /// Whether it had to be killed after [`STOP_TIMEOUT`].
+    pub killed: bool,
+}
+
+pub struct Launch<'a> {
+    pub binary: &'a Path,
+    pub config: &'a Path,
+    pub database: &'a Path,
+    pub port: u16,
+    pub limits: bool,
+    pub log: PathBuf,
+    pub workdir: &'a Path,
+}
+
+impl Server {
+    /// Starts `wemaster --config <bench config> serve` with the address and
+    /// database overridden, output to the log file.
+    pub fn start(launch: Launch<'_>) -> Result<Server> {
+        let addr = format!("127.0.0.1:{}", launch.port);
+        let log = File::create(&launch.log)
+            .with_context(|| format!("creating {}", launch.log.display()))?;
+        let mut command = Command::new(launch.binary);
+        command
+            .arg("--config")
+            .arg(launch.config)
+            .arg("serve")
+            .env("WEMASTER_SERVER__ADDR", &addr)
+            .env("WEMASTER_DATABASE__PATH", launch.database)
+            .env(
+                "WEMASTER_RATE_LIMIT__ENABLED",
+                if launch.limits { "true" } else { "false" },
+            )
+            .current_dir(launch.workdir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", launch.binary.display()))?;
+        Ok(Server {
+            pid: child.id(),
+            child: Some(child),
+            addr,
+            log: launch.log,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Polls GET /readyz until it answers 200; fails when the server exits
+    /// or takes longer than [`READY_TIMEOUT`].
+    pub async fn wait_ready(&mut self, client: &reqwest::Client) -> Result<Duration> {
+        let started = Instant::now();
+        let url = format!("{}/readyz", self.base_url());
+        loop {
+            if let Some(status) = self.exited()? {
+                bail!(
+                    "the server exited ({status}) before it was ready; its log:\n{}",
+                    tail(&self.log, 20)
+                );
+            }
+            if let Ok(response) = client.get(&url).send().await
+                && response.status().is_success()
+            {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "the server did not answer /readyz with 200 within {} s; its log:\n{}",
+                    READY_TIMEOUT.as_secs(),
+                    tail(&self.log, 20)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn exited(&mut self) -> Result<Option<ExitStatus>> {
+        match self.child.as_mut() {
+            Some(child) => Ok(child.try_wait()?),
+            None => bail!("the server was already stopped"),
+        }
+    }
+
+    /// The peak resident set size so far, in bytes (VmHWM).
+    pub fn peak_rss_bytes(&self) -> Result<u64> {
+        self.proc_status_bytes("VmHWM:")
+    }
+
+    /// The resident set size now, in bytes (VmRSS).
+    pub fn rss_bytes(&self) -> Result<u64> {
+        self.proc_status_bytes("VmRSS:")
+    }
+
+    /// A `<field> <n> kB` line of /proc/<pid>/status, in bytes.
+    fn proc_status_bytes(&self, field: &str) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .context("reading the server's /proc status")?;
+        let kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .with_context(|| format!("no {field} in the server's /proc status"))?;
+        Ok(kib * 1024)
+    }
+
+    /// SIGTERM, then wait; SIGKILL after [`STOP_TIMEOUT`].
+    pub fn stop(mut self) -> Result<Stopped> {
+        let mut child = self
+            .child
+            .take()
+            .context("the server was already stopped")?;
+        let started = Instant::now();
+        terminate(self.pid);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Stopped {
+                    exit_code: status.code(),
+                    seconds: started.elapsed().as_secs_f64(),
+                    killed: false,
+                });
+            }
+            if started.elapsed() > STOP_TIMEOUT {
+                child.kill()?;
+                let status = child.wait()?;
+                return Ok(Stopped {
+                    exit_code: status.code(),
+                    seconds: started.elapsed().as_secs_f64(),
+                    killed: true,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(self.pid);
+            let _ = child.wait();
+        }
+    }
+}
+
+fn terminate(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // The child is ours and not yet reaped, so the pid is still its own.
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+}
+
+/// The last `lines` lines of a file, for error messages.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
