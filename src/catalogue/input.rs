@@ -17,7 +17,7 @@ pub const MAX_TAGS: usize = 20;
 
 /// A variant as sent by a tutor.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", example)]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 pub struct VariantInput {
     /// Id of an existing variant to keep (PATCH only); omit for a new one.
     #[oai(validator(max_length = 64))]
@@ -46,7 +46,7 @@ pub struct VariantInput {
 
 /// A new offering; it starts as a DRAFT.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", example)]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 pub struct CreateOffering {
     /// URL name (lower-case letters, digits and dashes); derived from the
     /// title when absent.
@@ -114,24 +114,25 @@ impl Example for CreateOffering {
 /// optional field. `variants`, when present, replaces the whole set
 /// (variants listed with their `id` are kept and updated).
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase", example)]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 pub struct UpdateOffering {
     #[oai(rename = "type")]
     pub kind: Option<OfferingType>,
     #[oai(validator(min_length = 1, max_length = 200))]
     pub title: Option<String>,
-    #[oai(validator(max_length = 500))]
+    #[oai(nullable, validator(max_length = 500))]
     pub summary: MaybeUndefined<String>,
-    #[oai(validator(max_length = 20000))]
+    #[oai(nullable, validator(max_length = 20000))]
     pub description: MaybeUndefined<String>,
-    #[oai(validator(max_length = 2048))]
+    #[oai(nullable, validator(max_length = 2048))]
     pub thumbnail: MaybeUndefined<String>,
-    #[oai(validator(max_length = 50))]
+    #[oai(nullable, validator(max_length = 50))]
     pub category: MaybeUndefined<String>,
     #[oai(validator(max_items = 20))]
     pub tags: Option<Vec<String>>,
+    #[oai(nullable)]
     pub level: MaybeUndefined<Level>,
-    #[oai(validator(max_length = 5))]
+    #[oai(nullable, validator(max_length = 5))]
     pub language: MaybeUndefined<String>,
     #[oai(validator(min_items = 1, max_items = 20))]
     pub variants: Option<Vec<VariantInput>>,
@@ -418,7 +419,7 @@ impl Example for UpdateOffering {
             title: Some("Conversational French for Travellers".into()),
             summary: MaybeUndefined::Value("Order food, ask the way, make friends.".into()),
             description: MaybeUndefined::Undefined,
-            thumbnail: MaybeUndefined::Null,
+            thumbnail: MaybeUndefined::Undefined,
             category: MaybeUndefined::Undefined,
             tags: Some(vec!["french".into(), "travel".into()]),
             level: MaybeUndefined::Undefined,

@@ -130,13 +130,13 @@ impl Example for Order {
 
 /// One thing to buy.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", example)]
+#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
 pub struct DraftItem {
     /// The offering to buy; it must be PUBLISHED.
     #[oai(validator(min_length = 1, max_length = 64))]
     pub offering_id: String,
     /// Absent or null: the offering's default variant.
-    #[oai(validator(max_length = 64))]
+    #[oai(nullable, validator(max_length = 64))]
     pub variant_id: Option<String>,
     /// 1 to 10, default 1.
     #[oai(validator(minimum(value = "1"), maximum(value = "10")))]
@@ -208,23 +208,6 @@ pub struct NewItem {
     pub currency: String,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::OrderStatus::*;
-
-    #[test]
-    fn only_forward_transitions_are_allowed() {
-        assert!(PendingPayment.can_become(Paid));
-        assert!(Paid.can_become(Refunded));
-        for closed in [Cancelled, Expired, Failed, Refunded] {
-            assert!(!closed.can_become(Paid), "{closed:?} -> PAID");
-        }
-        assert!(!Paid.can_become(PendingPayment));
-        assert!(!PendingPayment.can_become(Refunded));
-        assert!(!Refunded.can_become(Paid));
-    }
-}
-
 impl Example for OrderItem {
     fn example() -> Self {
         Order::example().items.remove(0)
@@ -269,5 +252,22 @@ impl Example for Enrollment {
             status: EnrollmentStatus::Active,
             created_at: "2026-01-15T09:35:00.000Z".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderStatus::*;
+
+    #[test]
+    fn only_forward_transitions_are_allowed() {
+        assert!(PendingPayment.can_become(Paid));
+        assert!(Paid.can_become(Refunded));
+        for closed in [Cancelled, Expired, Failed, Refunded] {
+            assert!(!closed.can_become(Paid), "{closed:?} -> PAID");
+        }
+        assert!(!Paid.can_become(PendingPayment));
+        assert!(!PendingPayment.can_become(Refunded));
+        assert!(!Refunded.can_become(Paid));
     }
 }

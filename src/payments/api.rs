@@ -7,7 +7,7 @@ use poem_openapi::error::ContentTypeError;
 use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::{Json, ParsePayload, Payload};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
-use poem_openapi::types::Type;
+use poem_openapi::types::{Example, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, OpenApi};
 
 use super::model::{Payment, WebhookAck};
@@ -25,6 +25,7 @@ pub struct PaymentsApi;
 /// A Stripe event as delivered (only the fields this server reads are
 /// listed; everything else is accepted and ignored).
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct StripeEvent {
     /// Unique event id, e.g. `evt_1Nq...`; processed at most once.
     pub id: String,
@@ -35,6 +36,27 @@ pub struct StripeEvent {
     pub created: Option<i64>,
     /// What the event is about.
     pub data: StripeEventData,
+}
+
+impl Example for StripeEvent {
+    fn example() -> Self {
+        StripeEvent {
+            id: "evt_1QdXk2Lz9pHn4Ty8aB3cD5eF".into(),
+            kind: "checkout.session.completed".into(),
+            created: Some(1_768_469_700),
+            data: StripeEventData {
+                object: serde_json::json!({
+                    "id": "cs_test_a1B2c3D4e5F6g7H8",
+                    "object": "checkout.session",
+                    "amount_total": 4900,
+                    "currency": "usd",
+                    "payment_status": "paid",
+                    "payment_intent": "pi_3QdXk2Lz9pHn4Ty81x2y3z4w",
+                    "metadata": { "orderId": "01938a6e-7c3b-7d2e-9f41-2b6c8e0a1d55" }
+                }),
+            },
+        }
+    }
 }
 
 /// The object the event is about.
