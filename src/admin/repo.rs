@@ -6,7 +6,7 @@ use rusqlite::{Connection, Row, params};
 use super::model::{EventRef, OrderRef, PaymentIssue, Reconciliation, StatusTotal};
 use crate::orders::model::OrderStatus;
 use crate::orders::repo::EFFECTIVE_STATUS;
-use crate::payments::model::{Payment, PaymentStatus};
+use crate::payments::repo::payment_from_row;
 use crate::payments::webhook::outcome;
 
 /// Most rows of each problem list.
@@ -85,23 +85,9 @@ pub fn reconcile(
              ORDER BY p.created_at LIMIT ?3",
         )?
         .query_map(params![from, to, CAP], |row| {
-            let payment_status: String = row.get(6)?;
             let order_status: Option<String> = row.get(8)?;
             Ok(PaymentIssue {
-                payment: Payment {
-                    id: row.get(0)?,
-                    order_id: row.get(1)?,
-                    provider: row.get(2)?,
-                    provider_ref: row.get(3)?,
-                    amount: row.get(4)?,
-                    currency: row.get(5)?,
-                    status: if payment_status == "REFUNDED" {
-                        PaymentStatus::Refunded
-                    } else {
-                        PaymentStatus::Succeeded
-                    },
-                    created_at: row.get(7)?,
-                },
+                payment: payment_from_row(row)?,
                 order_status: order_status.as_deref().map(status),
             })
         })?

@@ -92,6 +92,26 @@ pub fn order_of_payment(conn: &Connection, provider_ref: &str) -> rusqlite::Resu
         .map(Option::flatten)
 }
 
+/// A payment from the columns id, order_id, provider, provider_ref, amount,
+/// currency, status, created_at (in that order, first in the row).
+pub fn payment_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Payment> {
+    let status: String = row.get(6)?;
+    Ok(Payment {
+        id: row.get(0)?,
+        order_id: row.get(1)?,
+        provider: row.get(2)?,
+        provider_ref: row.get(3)?,
+        amount: row.get(4)?,
+        currency: row.get(5)?,
+        status: if status == "REFUNDED" {
+            PaymentStatus::Refunded
+        } else {
+            PaymentStatus::Succeeded
+        },
+        created_at: row.get(7)?,
+    })
+}
+
 /// One page of payments, newest first.
 pub fn list_payments(
     conn: &Connection,
@@ -107,23 +127,10 @@ pub fn list_payments(
              FROM payments WHERE ?1 IS NULL OR order_id = ?1
              ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
         )?
-        .query_map(params![order_id, page.limit, page.offset()], |row| {
-            let status: String = row.get(6)?;
-            Ok(Payment {
-                id: row.get(0)?,
-                order_id: row.get(1)?,
-                provider: row.get(2)?,
-                provider_ref: row.get(3)?,
-                amount: row.get(4)?,
-                currency: row.get(5)?,
-                status: if status == "REFUNDED" {
-                    PaymentStatus::Refunded
-                } else {
-                    PaymentStatus::Succeeded
-                },
-                created_at: row.get(7)?,
-            })
-        })?
+        .query_map(
+            params![order_id, page.limit, page.offset()],
+            payment_from_row,
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((items, total as u64))
 }
