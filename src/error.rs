@@ -369,6 +369,12 @@ pub mod declared {
     pub const BAD_GATEWAY: u32 = 1 << 9;
     pub const UNAVAILABLE: u32 = 1 << 10;
     pub const UNSUPPORTED_MEDIA_TYPE: u32 = 1 << 11;
+    /// What any operation with a JSON body can answer before its handler
+    /// runs: unparsable (400), too large (413), wrong media type (415).
+    pub const JSON_BODY: u32 = BAD_REQUEST | PAYLOAD_TOO_LARGE | UNSUPPORTED_MEDIA_TYPE;
+    /// What any operation can answer when the server fails (500) or is
+    /// overloaded or times out (503).
+    pub const SERVER: u32 = INTERNAL | UNAVAILABLE;
 }
 
 /// What each declared bit means in the spec.

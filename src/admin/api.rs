@@ -36,7 +36,7 @@ impl AdminApi {
         limit: Query<Option<i64>>,
     ) -> ApiResult<
         Paged<OutboxMessage>,
-        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | SERVER },
     > {
         auth.0.require_role(&[Role::Admin])?;
         let page = Page::new(page.0, limit.0)?;
@@ -76,7 +76,7 @@ impl AdminApi {
         to: Query<Option<String>>,
     ) -> ApiResult<
         Json<Reconciliation>,
-        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | SERVER },
     > {
         auth.0.require_role(&[Role::Admin])?;
         let now = time::OffsetDateTime::now_utc();

@@ -60,18 +60,7 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<RegisterRequest>,
-    ) -> ApiResult<
-        Registered,
-        {
-            TOO_MANY_REQUESTS
-                | PAYLOAD_TOO_LARGE
-                | UNSUPPORTED_MEDIA_TYPE
-                | BAD_REQUEST
-                | CONFLICT
-                | INTERNAL
-                | UNAVAILABLE
-        },
-    > {
+    ) -> ApiResult<Registered, { TOO_MANY_REQUESTS | JSON_BODY | CONFLICT | SERVER }> {
         let body = body.0;
         let email = normalize_email(&body.email)?;
         check_new_password("password", &body.password)?;
@@ -127,18 +116,8 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<LoginRequest>,
-    ) -> ApiResult<
-        Json<AuthResponse>,
-        {
-            TOO_MANY_REQUESTS
-                | PAYLOAD_TOO_LARGE
-                | UNSUPPORTED_MEDIA_TYPE
-                | BAD_REQUEST
-                | UNAUTHORIZED
-                | INTERNAL
-                | UNAVAILABLE
-        },
-    > {
+    ) -> ApiResult<Json<AuthResponse>, { TOO_MANY_REQUESTS | JSON_BODY | UNAUTHORIZED | SERVER }>
+    {
         let body = body.0;
         let email = normalize_email(&body.email)?;
         let guard_on = state.limits.enabled();
@@ -209,18 +188,8 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<RefreshRequest>,
-    ) -> ApiResult<
-        Json<AuthResponse>,
-        {
-            TOO_MANY_REQUESTS
-                | PAYLOAD_TOO_LARGE
-                | UNSUPPORTED_MEDIA_TYPE
-                | BAD_REQUEST
-                | UNAUTHORIZED
-                | INTERNAL
-                | UNAVAILABLE
-        },
-    > {
+    ) -> ApiResult<Json<AuthResponse>, { TOO_MANY_REQUESTS | JSON_BODY | UNAUTHORIZED | SERVER }>
+    {
         let presented = token_hash(&body.0.refresh_token);
         let next = random_token();
         let next_hash = token_hash(&next);
@@ -281,17 +250,7 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<RefreshRequest>,
-    ) -> ApiResult<
-        NoContent,
-        {
-            TOO_MANY_REQUESTS
-                | PAYLOAD_TOO_LARGE
-                | UNSUPPORTED_MEDIA_TYPE
-                | BAD_REQUEST
-                | INTERNAL
-                | UNAVAILABLE
-        },
-    > {
+    ) -> ApiResult<NoContent, { TOO_MANY_REQUESTS | JSON_BODY | SERVER }> {
         let hash = token_hash(&body.0.refresh_token);
         state
             .db
@@ -309,7 +268,7 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-    ) -> ApiResult<Json<User>, { TOO_MANY_REQUESTS | UNAUTHORIZED | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<Json<User>, { TOO_MANY_REQUESTS | UNAUTHORIZED | SERVER }> {
         Ok(Json(current_user(&state, &auth).await?))
     }
 
@@ -328,17 +287,7 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<ForgotPasswordRequest>,
-    ) -> ApiResult<
-        Accepted,
-        {
-            TOO_MANY_REQUESTS
-                | PAYLOAD_TOO_LARGE
-                | UNSUPPORTED_MEDIA_TYPE
-                | BAD_REQUEST
-                | INTERNAL
-                | UNAVAILABLE
-        },
-    > {
+    ) -> ApiResult<Accepted, { TOO_MANY_REQUESTS | JSON_BODY | SERVER }> {
         let email = normalize_email(&body.0.email)?;
         // The work happens after the answer, so its duration does not tell
         // whether the account exists.
@@ -365,17 +314,7 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<ResetPasswordRequest>,
-    ) -> ApiResult<
-        NoContent,
-        {
-            TOO_MANY_REQUESTS
-                | PAYLOAD_TOO_LARGE
-                | UNSUPPORTED_MEDIA_TYPE
-                | BAD_REQUEST
-                | INTERNAL
-                | UNAVAILABLE
-        },
-    > {
+    ) -> ApiResult<NoContent, { TOO_MANY_REQUESTS | JSON_BODY | SERVER }> {
         let body = body.0;
         check_new_password("newPassword", &body.new_password)?;
         let presented = token_hash(&body.token);
@@ -420,7 +359,7 @@ impl UsersApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-    ) -> ApiResult<Json<User>, { TOO_MANY_REQUESTS | UNAUTHORIZED | INTERNAL | UNAVAILABLE }> {
+    ) -> ApiResult<Json<User>, { TOO_MANY_REQUESTS | UNAUTHORIZED | SERVER }> {
         Ok(Json(current_user(&state, &auth).await?))
     }
 
@@ -446,7 +385,7 @@ impl UsersApi {
         limit: Query<Option<i64>>,
     ) -> ApiResult<
         Paged<User>,
-        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | SERVER },
     > {
         auth.0.require_role(&[Role::Admin])?;
         let page = Page::new(page.0, limit.0)?;

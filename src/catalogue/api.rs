@@ -144,10 +144,8 @@ impl CatalogueApi {
         /// An ETag from an earlier answer.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
-    ) -> ApiResult<
-        CachedJson<Vec<Offering>, true>,
-        { TOO_MANY_REQUESTS | BAD_REQUEST | INTERNAL | UNAVAILABLE },
-    > {
+    ) -> ApiResult<CachedJson<Vec<Offering>, true>, { TOO_MANY_REQUESTS | BAD_REQUEST | SERVER }>
+    {
         let page = Page::new(page.0, limit.0)?;
         let q = normalized(q.0.as_deref(), false);
         let tag = normalized(tag.0.as_deref(), true);
@@ -263,7 +261,7 @@ impl CatalogueApi {
         if_none_match: Header<Option<String>>,
     ) -> ApiResult<
         CachedJson<Offering, false>,
-        { TOO_MANY_REQUESTS | BAD_REQUEST | NOT_FOUND | INTERNAL | UNAVAILABLE },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | NOT_FOUND | SERVER },
     > {
         let key = state.cache.key(&format!("slug{SEP}{}", slug.0));
         if let Some(entry) = state.cache.get(&key) {
@@ -314,17 +312,7 @@ impl CatalogueApi {
         body: Json<CreateOffering>,
     ) -> ApiResult<
         Created,
-        {
-            TOO_MANY_REQUESTS
-                | PAYLOAD_TOO_LARGE
-                | UNSUPPORTED_MEDIA_TYPE
-                | BAD_REQUEST
-                | UNAUTHORIZED
-                | FORBIDDEN
-                | CONFLICT
-                | INTERNAL
-                | UNAVAILABLE
-        },
+        { TOO_MANY_REQUESTS | JSON_BODY | UNAUTHORIZED | FORBIDDEN | CONFLICT | SERVER },
     > {
         let principal = auth.0;
         principal.require_role(&[Role::Tutor, Role::Admin])?;
@@ -407,17 +395,7 @@ impl CatalogueApi {
         body: Json<UpdateOffering>,
     ) -> ApiResult<
         Json<Offering>,
-        {
-            TOO_MANY_REQUESTS
-                | PAYLOAD_TOO_LARGE
-                | UNSUPPORTED_MEDIA_TYPE
-                | BAD_REQUEST
-                | UNAUTHORIZED
-                | FORBIDDEN
-                | NOT_FOUND
-                | INTERNAL
-                | UNAVAILABLE
-        },
+        { TOO_MANY_REQUESTS | JSON_BODY | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | SERVER },
     > {
         let changes = body.0.validate()?;
         let principal = auth.0;
@@ -468,15 +446,7 @@ impl CatalogueApi {
         id: Path<String>,
     ) -> ApiResult<
         Json<Offering>,
-        {
-            TOO_MANY_REQUESTS
-                | BAD_REQUEST
-                | UNAUTHORIZED
-                | FORBIDDEN
-                | NOT_FOUND
-                | INTERNAL
-                | UNAVAILABLE
-        },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | SERVER },
     > {
         Ok(Json(
             set_status(&state, auth.0, id.0, OfferingStatus::Published).await?,
@@ -501,15 +471,7 @@ impl CatalogueApi {
         id: Path<String>,
     ) -> ApiResult<
         Json<Offering>,
-        {
-            TOO_MANY_REQUESTS
-                | BAD_REQUEST
-                | UNAUTHORIZED
-                | FORBIDDEN
-                | NOT_FOUND
-                | INTERNAL
-                | UNAVAILABLE
-        },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | SERVER },
     > {
         Ok(Json(
             set_status(&state, auth.0, id.0, OfferingStatus::Archived).await?,

@@ -150,16 +150,13 @@ impl OrdersApi {
         DraftResponse,
         {
             TOO_MANY_REQUESTS
-                | PAYLOAD_TOO_LARGE
-                | UNSUPPORTED_MEDIA_TYPE
-                | BAD_REQUEST
+                | JSON_BODY
                 | UNAUTHORIZED
                 | NOT_FOUND
                 | CONFLICT
                 | UNPROCESSABLE
-                | INTERNAL
                 | BAD_GATEWAY
-                | UNAVAILABLE
+                | SERVER
         },
     > {
         let drafted = draft::draft(&state, &auth.0, body.0.into_items(), idempotency_key.0).await?;
@@ -206,10 +203,7 @@ impl OrdersApi {
         /// Items per page, 1 to 100 (default 20).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<i64>>,
-    ) -> ApiResult<
-        Paged<Order>,
-        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | INTERNAL | UNAVAILABLE },
-    > {
+    ) -> ApiResult<Paged<Order>, { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | SERVER }> {
         let page = Page::new(page.0, limit.0)?;
         let Filters { filter, query } = filters(
             &auth.0,
@@ -266,10 +260,8 @@ impl OrdersApi {
         /// An order id, or text in an item title.
         #[oai(validator(max_length = 200))]
         q: Query<Option<String>>,
-    ) -> ApiResult<
-        CsvExport,
-        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE },
-    > {
+    ) -> ApiResult<CsvExport, { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | SERVER }>
+    {
         auth.0.require_role(&[Role::Admin])?;
         let Filters { filter, .. } = filters(
             &auth.0,
@@ -351,7 +343,7 @@ impl OrdersApi {
         id: Path<String>,
     ) -> ApiResult<
         Json<Order>,
-        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | NOT_FOUND | INTERNAL | UNAVAILABLE },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | NOT_FOUND | SERVER },
     > {
         let id = id.0;
         let order = state
@@ -381,15 +373,7 @@ impl OrdersApi {
         id: Path<String>,
     ) -> ApiResult<
         Json<Order>,
-        {
-            TOO_MANY_REQUESTS
-                | BAD_REQUEST
-                | UNAUTHORIZED
-                | NOT_FOUND
-                | CONFLICT
-                | INTERNAL
-                | UNAVAILABLE
-        },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | NOT_FOUND | CONFLICT | SERVER },
     > {
         let principal = auth.0;
         let id = id.0;
@@ -444,10 +428,8 @@ impl OrdersApi {
         /// Items per page, 1 to 100 (default 20).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<i64>>,
-    ) -> ApiResult<
-        Paged<Enrollment>,
-        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | INTERNAL | UNAVAILABLE },
-    > {
+    ) -> ApiResult<Paged<Enrollment>, { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | SERVER }>
+    {
         let page = Page::new(page.0, limit.0)?;
         let user = auth.0.user_id;
         let (items, total) = state

@@ -163,10 +163,7 @@ impl PaymentsApi {
         #[oai(name = "Stripe-Signature")]
         signature: Header<Option<String>>,
         body: RawJson,
-    ) -> ApiResult<
-        Json<WebhookAck>,
-        { BAD_REQUEST | PAYLOAD_TOO_LARGE | UNSUPPORTED_MEDIA_TYPE | INTERNAL | UNAVAILABLE },
-    > {
+    ) -> ApiResult<Json<WebhookAck>, { JSON_BODY | SERVER }> {
         Ok(Json(
             webhook::receive(&state, &body.0, signature.0.as_deref()).await?,
         ))
@@ -191,7 +188,7 @@ impl PaymentsApi {
         limit: Query<Option<i64>>,
     ) -> ApiResult<
         Paged<Payment>,
-        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INTERNAL | UNAVAILABLE },
+        { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | SERVER },
     > {
         auth.0.require_role(&[Role::Admin])?;
         let page = Page::new(page.0, limit.0)?;
