@@ -13,7 +13,7 @@ use poem::endpoint::{BoxEndpoint, make_sync};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::middleware::Compression;
 use poem::web::CompressionAlgo;
-use poem::web::{Data, Html, Redirect};
+use poem::web::{Data, Redirect};
 use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, post};
 
 use crate::auth::password::PasswordHasher;
@@ -226,14 +226,22 @@ impl Application {
 
 /// Every route of the server.
 pub fn routes(state: AppState) -> BoxEndpoint<'static> {
-    let docs = crate::api::swagger_ui_html();
-    let spec_json = crate::api::spec_json();
-    let spec_yaml = crate::api::spec_yaml();
+    // Built once; `Bytes` clones per request are reference counts, not copies.
+    let docs = bytes::Bytes::from(crate::api::swagger_ui_html());
+    let spec_json = bytes::Bytes::from(crate::api::spec_json());
+    let spec_yaml = bytes::Bytes::from(crate::api::spec_yaml());
     let routes = Route::new()
         .nest(crate::api::BASE_PATH, crate::api::service())
         .nest(
             "/docs",
-            Route::new().at("/", make_sync(move |_| Html(docs.clone()))),
+            Route::new().at(
+                "/",
+                make_sync(move |_| {
+                    poem::Response::builder()
+                        .content_type("text/html; charset=utf-8")
+                        .body(docs.clone())
+                }),
+            ),
         )
         .at(
             "/openapi.json",
