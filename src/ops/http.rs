@@ -62,6 +62,54 @@ fn spec_templates() -> &'static HashMap<String, String> {
     })
 }
 
+/// The methods the spec lists for a concrete request path, as an `Allow`
+/// header value (RFC 9110 asks for one on every 405).
+fn allowed_methods(path: &str) -> Option<String> {
+    type Entry = (Vec<String>, String);
+    static ROUTES: OnceLock<Vec<Entry>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let spec: serde_json::Value =
+            serde_json::from_str(&crate::api::service().spec()).unwrap_or_default();
+        spec["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(p, item)| {
+                        let full = format!("{}{p}", crate::api::BASE_PATH);
+                        let segments = full.split('/').map(str::to_string).collect();
+                        let methods = item
+                            .as_object()
+                            .map(|ops| {
+                                ops.keys()
+                                    .map(|m| m.to_ascii_uppercase())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            })
+                            .unwrap_or_default();
+                        (segments, methods)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let wanted: Vec<&str> = path.split('/').collect();
+    let mut allowed: Vec<&str> = routes
+        .iter()
+        .filter(|(segments, _)| {
+            segments.len() == wanted.len()
+                && segments
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(s, w)| s == w || (s.starts_with('{') && !w.is_empty()))
+        })
+        .flat_map(|(_, methods)| methods.split(", "))
+        .collect();
+    allowed.sort_unstable();
+    allowed.dedup();
+    (!allowed.is_empty()).then(|| allowed.join(", "))
+}
+
 /// The label of a matched route: its template from the spec, else the
 /// pattern with `:name` written `{name}`.
 fn template(pattern: &str) -> String {
@@ -127,6 +175,12 @@ pub async fn observe<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Resp
         None => "(unmatched)".to_string(),
     };
     let elapsed = started.elapsed();
+    if status == 405
+        && !resp.headers().contains_key(poem::http::header::ALLOW)
+        && let Some(allow) = allowed_methods(&path).and_then(|a| HeaderValue::from_str(&a).ok())
+    {
+        resp.headers_mut().insert(poem::http::header::ALLOW, allow);
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, value);
     }
@@ -162,6 +216,15 @@ mod tests {
             "/api/v1/orders/{id}/cancel"
         );
         assert_eq!(template("/checkout/dev/:id/pay"), "/checkout/dev/{id}/pay");
+        assert_eq!(
+            allowed_methods("/api/v1/offerings").as_deref(),
+            Some("GET, POST")
+        );
+        assert_eq!(
+            allowed_methods("/api/v1/offerings/some-slug").as_deref(),
+            Some("GET, PATCH")
+        );
+        assert_eq!(allowed_methods("/nowhere"), None);
         assert!(valid_request_id("abc-123_x.y:z"));
         assert!(!valid_request_id(""));
         assert!(!valid_request_id("has space"));

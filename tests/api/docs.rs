@@ -80,3 +80,17 @@ async fn unknown_route_is_a_problem_body() {
     let body = crate::helpers::problem(app.get("/api/v1/nope").await, 404).await;
     assert_eq!(body["code"], "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_405_with_allow() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .delete(app.url("/api/v1/offerings"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["allow"], "GET, POST");
+    let body = crate::helpers::problem(resp, 405).await;
+    assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
+}
