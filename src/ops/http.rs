@@ -39,71 +39,58 @@ fn shape(pattern: &str) -> String {
         .join("/")
 }
 
-/// Route shapes of the API mapped to their templates as the spec writes
-/// them (`/api/v1/offerings/{slug}`); poem-openapi names its parameters
-/// `param0`, `param1` internally.
-fn spec_templates() -> &'static HashMap<String, String> {
-    static TEMPLATES: OnceLock<HashMap<String, String>> = OnceLock::new();
-    TEMPLATES.get_or_init(|| {
+/// One path of the spec: its template (`/api/v1/offerings/{slug}`) and the
+/// methods it takes.
+struct SpecPath {
+    template: String,
+    methods: Vec<String>,
+}
+
+/// The spec's paths, read once, indexed by shape; poem-openapi names its
+/// route parameters `param0`, `param1` internally, so shapes match them.
+fn spec_paths() -> &'static HashMap<String, SpecPath> {
+    static PATHS: OnceLock<HashMap<String, SpecPath>> = OnceLock::new();
+    PATHS.get_or_init(|| {
         let spec: serde_json::Value =
             serde_json::from_str(&crate::api::service().spec()).unwrap_or_default();
-        spec["paths"]
-            .as_object()
-            .map(|paths| {
-                paths
-                    .keys()
-                    .map(|p| {
-                        let full = format!("{}{p}", crate::api::BASE_PATH);
-                        (shape(&full), full)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Some(paths) = spec["paths"].as_object() else {
+            return HashMap::new();
+        };
+        let mut by_shape: HashMap<String, SpecPath> = HashMap::new();
+        for (path, item) in paths {
+            let template = format!("{}{path}", crate::api::BASE_PATH);
+            let methods: Vec<String> = item
+                .as_object()
+                .map(|ops| ops.keys().map(|m| m.to_ascii_uppercase()).collect())
+                .unwrap_or_default();
+            // Two templates of one shape (`{id}` for PATCH, `{slug}` for GET)
+            // share a path: the later name labels it, the methods merge.
+            let entry = by_shape.entry(shape(&template)).or_insert(SpecPath {
+                template: String::new(),
+                methods: Vec::new(),
+            });
+            entry.template = template;
+            entry.methods.extend(methods);
+        }
+        by_shape
     })
 }
 
 /// The methods the spec lists for a concrete request path, as an `Allow`
 /// header value (RFC 9110 asks for one on every 405).
 fn allowed_methods(path: &str) -> Option<String> {
-    type Entry = (Vec<String>, String);
-    static ROUTES: OnceLock<Vec<Entry>> = OnceLock::new();
-    let routes = ROUTES.get_or_init(|| {
-        let spec: serde_json::Value =
-            serde_json::from_str(&crate::api::service().spec()).unwrap_or_default();
-        spec["paths"]
-            .as_object()
-            .map(|paths| {
-                paths
-                    .iter()
-                    .map(|(p, item)| {
-                        let full = format!("{}{p}", crate::api::BASE_PATH);
-                        let segments = full.split('/').map(str::to_string).collect();
-                        let methods = item
-                            .as_object()
-                            .map(|ops| {
-                                ops.keys()
-                                    .map(|m| m.to_ascii_uppercase())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            })
-                            .unwrap_or_default();
-                        (segments, methods)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    });
     let wanted: Vec<&str> = path.split('/').collect();
-    let mut allowed: Vec<&str> = routes
-        .iter()
-        .filter(|(segments, _)| {
+    let mut allowed: Vec<&str> = spec_paths()
+        .values()
+        .filter(|p| {
+            let segments: Vec<&str> = p.template.split('/').collect();
             segments.len() == wanted.len()
                 && segments
                     .iter()
                     .zip(&wanted)
                     .all(|(s, w)| s == w || (s.starts_with('{') && !w.is_empty()))
         })
-        .flat_map(|(_, methods)| methods.split(", "))
+        .flat_map(|p| p.methods.iter().map(String::as_str))
         .collect();
     allowed.sort_unstable();
     allowed.dedup();
@@ -113,8 +100,8 @@ fn allowed_methods(path: &str) -> Option<String> {
 /// The label of a matched route: its template from the spec, else the
 /// pattern with `:name` written `{name}`.
 fn template(pattern: &str) -> String {
-    if let Some(known) = spec_templates().get(&shape(pattern)) {
-        return known.clone();
+    if let Some(known) = spec_paths().get(&shape(pattern)) {
+        return known.template.clone();
     }
     pattern
         .split('/')
