@@ -49,15 +49,33 @@ impl Principal {
 )]
 pub struct BearerAuth(pub Principal);
 
-async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    let state = req
-        .data::<AppState>()
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("application state missing")))?;
-    let claims = state.tokens.verify(&bearer.token)?;
+/// A bearer token an outer layer (the rate limiter) already verified in
+/// this request, so the operation's check does not verify it twice.
+#[derive(Clone)]
+pub struct VerifiedBearer {
+    pub token: String,
+    pub principal: Principal,
+}
+
+/// Verifies an access token and names its holder.
+pub fn principal_of(state: &AppState, token: &str) -> Result<Principal, Error> {
+    let claims = state.tokens.verify(token)?;
     Ok(Principal {
         user_id: claims.sub,
         role: claims.role,
     })
+}
+
+async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    if let Some(verified) = req.data::<VerifiedBearer>()
+        && verified.token == bearer.token
+    {
+        return Ok(verified.principal.clone());
+    }
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("application state missing")))?;
+    Ok(principal_of(state, &bearer.token)?)
 }
 
 /// The HS256 secret: the configured one, else the one generated on first

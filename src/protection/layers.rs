@@ -12,6 +12,7 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use super::client_ip::client_ip;
 use super::limits::{Class, Decision};
 use crate::app::AppState;
+use crate::auth::{VerifiedBearer, principal_of};
 use crate::config::ServerConfig;
 use crate::error::{Error, problem_from_poem_error};
 
@@ -59,7 +60,7 @@ fn set_rate_headers(resp: &mut Response, d: &Decision) {
 
 /// Token buckets per class, keyed by user id for signed-in calls and by
 /// client address otherwise.
-pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
     let Some(state) = req.data::<AppState>().cloned() else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
@@ -67,20 +68,28 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<R
     let Some(class) = class.filter(|_| state.limits.enabled()) else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
-    let user = req
+    let verified = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|token| state.tokens.verify(token).ok())
-        .map(|claims| claims.sub);
-    let key = match user {
-        Some(user) => format!("user:{user}"),
+        .and_then(|token| {
+            let principal = principal_of(&state, token).ok()?;
+            Some(VerifiedBearer {
+                token: token.to_string(),
+                principal,
+            })
+        });
+    let key = match &verified {
+        Some(v) => format!("user:{}", v.principal.user_id),
         None => match client_ip(&req, &state.config.server.trusted_proxies) {
             Some(ip) => format!("ip:{ip}"),
             None => "ip:unknown".to_string(),
         },
     };
+    if let Some(verified) = verified {
+        req.set_data(verified);
+    }
     let decision = state.limits.check(class, &key);
     if !decision.allowed {
         tracing::debug!(class = class.as_str(), "rate limited");
