@@ -12,6 +12,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use crate::payments::model::PaymentProvider;
+
 /// `WEMASTER_*` variables that are not configuration keys (with the prefix
 /// removed, as figment sees them).
 const NOT_CONFIG_ENV: &[&str] = &["new_password", "config"];
@@ -273,13 +275,6 @@ impl Default for LogConfig {
             format: LogFormat::Text,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PaymentProvider {
-    Dev,
-    Stripe,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -20,3 +20,4 @@ pub mod orders;
 pub mod paging;
 pub mod payments;
 pub mod protection;
+pub mod text;

@@ -3,7 +3,7 @@
 use poem_openapi::Object;
 
 use crate::orders::model::OrderStatus;
-use crate::payments::model::Payment;
+use crate::payments::model::{Payment, WebhookOutcome};
 
 /// Orders of one status and currency in the period.
 #[derive(Debug, Clone, Object)]
@@ -46,8 +46,7 @@ pub struct EventRef {
     pub kind: String,
     #[oai(skip_serializing_if_is_none)]
     pub order_id: Option<String>,
-    /// E.g. `UNKNOWN_ORDER`, `AMOUNT_MISMATCH`, `PAYMENT_FOR_CLOSED_ORDER`.
-    pub outcome: String,
+    pub outcome: WebhookOutcome,
     #[oai(skip_serializing_if_is_none)]
     pub detail: Option<String>,
     #[oai(skip_serializing_if_is_none)]

@@ -6,8 +6,8 @@ use rusqlite::{Connection, Row, params};
 use super::model::{EventRef, OrderRef, PaymentIssue, Reconciliation, StatusTotal};
 use crate::orders::model::OrderStatus;
 use crate::orders::repo::EFFECTIVE_STATUS;
+use crate::payments::model::WebhookOutcome;
 use crate::payments::repo::payment_from_row;
-use crate::payments::webhook::outcome;
 
 /// Most rows of each problem list.
 const CAP: i64 = 500;
@@ -93,8 +93,9 @@ pub fn reconcile(
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
 
-    let events = |outcomes: &[&str]| -> rusqlite::Result<Vec<EventRef>> {
-        let list = serde_json::to_string(outcomes)
+    let events = |outcomes: &[WebhookOutcome]| -> rusqlite::Result<Vec<EventRef>> {
+        let names: Vec<&str> = outcomes.iter().map(|o| o.as_str()).collect();
+        let list = serde_json::to_string(&names)
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         conn.prepare_cached(
             "SELECT id, type, order_id, outcome, detail, amount, currency, received_at
@@ -112,7 +113,7 @@ pub fn reconcile(
         totals,
         paid_without_payment,
         payments_without_order,
-        amount_mismatches: events(&[outcome::AMOUNT_MISMATCH])?,
-        unmatched_events: events(&outcome::UNMATCHED)?,
+        amount_mismatches: events(&[WebhookOutcome::AmountMismatch])?,
+        unmatched_events: events(&WebhookOutcome::UNMATCHED)?,
     })
 }

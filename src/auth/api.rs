@@ -69,7 +69,7 @@ impl AuthApi {
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty());
         let role: Role = body.role.map_or(Role::Student, Into::into);
-        let password_hash = state.hasher.hash(body.password).await?;
+        let password_hash = state.hasher.hash(body.password.into_inner()).await?;
         let user = NewUser {
             id: crate::ids::new_id(),
             email,
@@ -138,7 +138,7 @@ impl AuthApi {
             Some((user, phc)) => (Some(user), Some(phc)),
             None => (None, None),
         };
-        let valid = state.hasher.verify(phc, body.password).await?;
+        let valid = state.hasher.verify(phc, body.password.into_inner()).await?;
         let user = match user {
             Some(user) if valid => {
                 state.login_guard.succeeded(&account);
@@ -318,7 +318,7 @@ impl AuthApi {
         let body = body.0;
         check_new_password("newPassword", &body.new_password)?;
         let presented = token_hash(&body.token);
-        let new_hash = state.hasher.hash(body.new_password).await?;
+        let new_hash = state.hasher.hash(body.new_password.into_inner()).await?;
         let done = state
             .db
             .write(move |conn| {

@@ -1,5 +1,6 @@
 //! Account types.
 
+use crate::text::Text;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
 
@@ -93,13 +94,13 @@ impl From<RegisterRole> for Role {
 pub struct RegisterRequest {
     /// Email address; trimmed and compared case-insensitively.
     #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: Text,
     /// 8 to 128 characters.
     #[oai(validator(min_length = 8, max_length = 128))]
-    pub password: String,
+    pub password: Text,
     /// Display name, up to 100 characters.
     #[oai(validator(max_length = 100))]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// STUDENT (default) or TUTOR.
     pub role: Option<RegisterRole>,
 }
@@ -120,9 +121,9 @@ impl Example for RegisterRequest {
 #[oai(rename_all = "camelCase", example)]
 pub struct LoginRequest {
     #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: Text,
     #[oai(validator(max_length = 1024))]
-    pub password: String,
+    pub password: Text,
 }
 
 impl Example for LoginRequest {
@@ -140,7 +141,7 @@ impl Example for LoginRequest {
 pub struct RefreshRequest {
     /// The refresh token from the last AuthResponse.
     #[oai(validator(max_length = 512))]
-    pub refresh_token: String,
+    pub refresh_token: Text,
 }
 
 /// A signed-in session.
@@ -169,7 +170,7 @@ pub enum TokenType {
 #[oai(rename_all = "camelCase", example)]
 pub struct ForgotPasswordRequest {
     #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: Text,
 }
 
 /// Finish a password reset.
@@ -178,10 +179,10 @@ pub struct ForgotPasswordRequest {
 pub struct ResetPasswordRequest {
     /// The token from the reset link.
     #[oai(validator(max_length = 512))]
-    pub token: String,
+    pub token: Text,
     /// 8 to 128 characters.
     #[oai(validator(min_length = 8, max_length = 128))]
-    pub new_password: String,
+    pub new_password: Text,
 }
 
 /// A mail the server would send; kept in the outbox when no mail transport
@@ -236,7 +237,7 @@ impl Example for AuthResponse {
         AuthResponse {
             access_token:
                 "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIwMTkzOGE2ZSJ9.c2lnbmF0dXJl".into(),
-            refresh_token: RefreshRequest::example().refresh_token,
+            refresh_token: RefreshRequest::example().refresh_token.into_inner(),
             token_type: TokenType::Bearer,
             expires_in: 900,
             user: User::example(),

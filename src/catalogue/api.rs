@@ -18,6 +18,7 @@ use crate::cache::{CachedJson, CachedResponse, PRIVATE_CACHE_CONTROL, PUBLIC_CAC
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
 use crate::paging::Page;
+use crate::text::Text;
 
 pub struct CatalogueApi;
 
@@ -316,7 +317,7 @@ impl CatalogueApi {
     > {
         let principal = auth.0;
         principal.require_role(&[Role::Tutor, Role::Admin])?;
-        let tutor_id = match body.0.tutor_id.clone() {
+        let tutor_id = match body.0.tutor_id.clone().map(Text::into_inner) {
             Some(id) if id != principal.user_id => {
                 principal.require_role(&[Role::Admin])?;
                 id

@@ -1,6 +1,7 @@
 //! Request bodies of offering management and their validation. Every check
 //! names the field at fault, e.g. `variants[1].price`.
 
+use crate::text::Text;
 use poem_openapi::Object;
 use poem_openapi::types::{Example, MaybeUndefined};
 
@@ -21,16 +22,16 @@ pub const MAX_TAGS: usize = 20;
 pub struct VariantInput {
     /// Id of an existing variant to keep (PATCH only); omit for a new one.
     #[oai(validator(max_length = 64))]
-    pub id: Option<String>,
+    pub id: Option<Text>,
     /// 1 to 100 characters.
     #[oai(validator(min_length = 1, max_length = 100))]
-    pub name: String,
+    pub name: Text,
     /// Price in minor units, 0 to 100000000.
     #[oai(validator(minimum(value = "0"), maximum(value = "100000000")))]
     pub price: i64,
     /// ISO 4217 code, any case; stored lower case.
     #[oai(validator(min_length = 3, max_length = 3))]
-    pub currency: String,
+    pub currency: Text,
     /// Length of one session, 1 to 1440 minutes.
     #[oai(validator(minimum(value = "1"), maximum(value = "1440")))]
     pub duration_minutes: Option<i64>,
@@ -51,35 +52,35 @@ pub struct CreateOffering {
     /// URL name (lower-case letters, digits and dashes); derived from the
     /// title when absent.
     #[oai(validator(max_length = 100))]
-    pub slug: Option<String>,
+    pub slug: Option<Text>,
     #[oai(rename = "type")]
     pub kind: OfferingType,
     /// 1 to 200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
-    pub title: String,
+    pub title: Text,
     #[oai(validator(max_length = 500))]
-    pub summary: Option<String>,
+    pub summary: Option<Text>,
     #[oai(validator(max_length = 20000))]
-    pub description: Option<String>,
+    pub description: Option<Text>,
     /// An http(s) image URL.
     #[oai(validator(max_length = 2048))]
-    pub thumbnail: Option<String>,
+    pub thumbnail: Option<Text>,
     /// Lower-case category name, e.g. `programming`.
     #[oai(validator(max_length = 50))]
-    pub category: Option<String>,
+    pub category: Option<Text>,
     /// Up to 20 tags of 1 to 30 characters; stored lower case.
     #[oai(validator(max_items = 20))]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Vec<Text>>,
     pub level: Option<Level>,
     /// ISO 639-1 code such as `en`, optionally with a region (`pt-BR`).
     #[oai(validator(max_length = 5))]
-    pub language: Option<String>,
+    pub language: Option<Text>,
     /// 1 to 20 variants, all in one currency.
     #[oai(validator(min_items = 1, max_items = 20))]
     pub variants: Vec<VariantInput>,
     /// ADMIN only: create on behalf of this tutor. Defaults to the caller.
     #[oai(validator(max_length = 64))]
-    pub tutor_id: Option<String>,
+    pub tutor_id: Option<Text>,
 }
 
 impl Example for CreateOffering {
@@ -119,21 +120,21 @@ pub struct UpdateOffering {
     #[oai(rename = "type")]
     pub kind: Option<OfferingType>,
     #[oai(validator(min_length = 1, max_length = 200))]
-    pub title: Option<String>,
+    pub title: Option<Text>,
     #[oai(nullable, validator(max_length = 500))]
-    pub summary: MaybeUndefined<String>,
+    pub summary: MaybeUndefined<Text>,
     #[oai(nullable, validator(max_length = 20000))]
-    pub description: MaybeUndefined<String>,
+    pub description: MaybeUndefined<Text>,
     #[oai(nullable, validator(max_length = 2048))]
-    pub thumbnail: MaybeUndefined<String>,
+    pub thumbnail: MaybeUndefined<Text>,
     #[oai(nullable, validator(max_length = 50))]
-    pub category: MaybeUndefined<String>,
+    pub category: MaybeUndefined<Text>,
     #[oai(validator(max_items = 20))]
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Vec<Text>>,
     #[oai(nullable)]
     pub level: MaybeUndefined<Level>,
     #[oai(nullable, validator(max_length = 5))]
-    pub language: MaybeUndefined<String>,
+    pub language: MaybeUndefined<Text>,
     #[oai(validator(min_items = 1, max_items = 20))]
     pub variants: Option<Vec<VariantInput>>,
 }
@@ -197,8 +198,8 @@ impl UpdateOffering {
 
 /// `Undefined` -> leave alone; `Null` -> clear; a value -> check it.
 fn maybe(
-    value: MaybeUndefined<String>,
-    check: impl FnOnce(String) -> Result<Option<String>, Error>,
+    value: MaybeUndefined<Text>,
+    check: impl FnOnce(Text) -> Result<Option<String>, Error>,
 ) -> Result<Option<Option<String>>, Error> {
     match value {
         MaybeUndefined::Undefined => Ok(None),
@@ -220,7 +221,7 @@ fn check_title(title: &str) -> Result<String, Error> {
 }
 
 /// Trims optional text; empty becomes absent.
-fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Error> {
+fn text(field: &str, value: Option<Text>, max: usize) -> Result<Option<String>, Error> {
     let Some(value) = value else { return Ok(None) };
     let value = value.trim();
     if value.chars().count() > max {
@@ -308,7 +309,7 @@ fn check_language(language: &str) -> Result<String, Error> {
     Ok(language.to_string())
 }
 
-fn check_tags(tags: Vec<String>) -> Result<Vec<String>, Error> {
+fn check_tags(tags: Vec<Text>) -> Result<Vec<String>, Error> {
     if tags.len() > MAX_TAGS {
         return Err(Error::validation(
             "tags",
@@ -381,7 +382,7 @@ fn check_variants(variants: Vec<VariantInput>) -> Result<Vec<NewVariant>, Error>
             }
         }
         out.push(NewVariant {
-            id: v.id,
+            id: v.id.map(Text::into_inner),
             name: name.to_string(),
             price: v.price,
             currency,

@@ -311,7 +311,7 @@ impl OrdersApi {
                     &o.amount.to_string(),
                     &o.currency,
                     &items,
-                    &o.payment_provider,
+                    o.payment_provider.as_str(),
                     o.paid_at.as_deref().unwrap_or(""),
                 ])?;
             }

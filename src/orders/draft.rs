@@ -161,7 +161,7 @@ pub async fn draft(
     let key = check_key(idempotency_key)?;
     let hash = request_hash(&wanted);
     let user_id = principal.user_id.clone();
-    let provider = state.payments.name();
+    let provider = state.payments.kind();
     let order_id = crate::ids::new_id();
     let local_session = state.payments.local_session(&order_id);
     let cfg = state.config.orders.clone();

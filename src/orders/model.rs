@@ -1,5 +1,7 @@
 //! Order types (API.md, Orders).
 
+use crate::payments::model::PaymentProvider;
+use crate::text::Text;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, Union};
 
@@ -85,8 +87,7 @@ pub struct Order {
     /// Where the buyer pays; absent once the order is closed without one.
     #[oai(skip_serializing_if_is_none)]
     pub checkout_url: Option<String>,
-    /// `dev` or `stripe`.
-    pub payment_provider: String,
+    pub payment_provider: PaymentProvider,
     /// When an unpaid order expires.
     pub expires_at: String,
     pub created_at: String,
@@ -118,7 +119,7 @@ impl Example for Order {
                 line_total: 4900,
             }],
             checkout_url: Some(format!("http://127.0.0.1:3002/checkout/dev/{id}")),
-            payment_provider: "dev".into(),
+            payment_provider: PaymentProvider::Dev,
             expires_at: "2026-01-15T10:00:00.000Z".into(),
             created_at: "2026-01-15T09:30:00.000Z".into(),
             updated_at: "2026-01-15T09:30:00.000Z".into(),
@@ -134,10 +135,10 @@ impl Example for Order {
 pub struct DraftItem {
     /// The offering to buy; it must be PUBLISHED.
     #[oai(validator(min_length = 1, max_length = 64))]
-    pub offering_id: String,
+    pub offering_id: Text,
     /// Absent or null: the offering's default variant.
     #[oai(nullable, validator(max_length = 64))]
-    pub variant_id: Option<String>,
+    pub variant_id: Option<Text>,
     /// 1 to 10, default 1.
     #[oai(validator(minimum(value = "1"), maximum(value = "10")))]
     pub quantity: Option<i64>,
@@ -218,8 +219,8 @@ impl Example for DraftItem {
     fn example() -> Self {
         let item = OrderItem::example();
         DraftItem {
-            offering_id: item.offering_id,
-            variant_id: Some(item.variant_id),
+            offering_id: item.offering_id.into(),
+            variant_id: Some(item.variant_id.into()),
             quantity: Some(1),
         }
     }

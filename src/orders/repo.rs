@@ -10,6 +10,7 @@ use super::model::{
     EnrolledOffering, Enrollment, EnrollmentStatus, NewItem, Order, OrderItem, OrderStatus,
 };
 use crate::paging::{Page, like_pattern};
+use crate::payments::model::PaymentProvider;
 
 /// The status an order has now, given the time `?now` in the query.
 pub const EFFECTIVE_STATUS: &str = "CASE WHEN o.status = 'PENDING_PAYMENT' AND o.expires_at <= :now
@@ -49,7 +50,7 @@ pub struct NewOrder<'a> {
     pub user_id: &'a str,
     pub amount: i64,
     pub currency: &'a str,
-    pub provider: &'a str,
+    pub provider: PaymentProvider,
     pub items: &'a [NewItem],
     pub now: &'a str,
     pub expires_at: &'a str,

@@ -14,9 +14,10 @@ use crate::app::AppState;
 use crate::error::Error;
 use crate::orders::model::{Order, OrderStatus};
 use crate::orders::repo as orders;
+use crate::payments::model::PaymentProvider;
 
 async fn load(state: &AppState, id: String) -> Result<Order, Error> {
-    if state.payments.name() != "dev" {
+    if state.payments.kind() != PaymentProvider::Dev {
         return Err(Error::not_found(
             "the dev checkout is off; payments.provider is not dev",
         ));
@@ -111,7 +112,7 @@ async fn deliver(state: &AppState, id: String, kind: &str) -> poem::Result<Respo
         crate::auth::token::unix_now() as i64,
     );
     let ack = webhook::receive(state, &body, Some(&signature)).await?;
-    tracing::info!(order_id = %order.id, kind, outcome = %ack.outcome, "dev checkout delivered an event");
+    tracing::info!(order_id = %order.id, kind, outcome = ack.outcome.as_str(), "dev checkout delivered an event");
     Ok(Redirect::see_other(format!("/checkout/dev/{}", order.id)).into_response())
 }
 

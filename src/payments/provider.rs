@@ -55,11 +55,11 @@ impl PaymentGateway {
         })
     }
 
-    /// `dev` or `stripe`, as stored on orders.
-    pub fn name(&self) -> &'static str {
+    /// Which provider this is, as stored on orders and payments.
+    pub fn kind(&self) -> PaymentProvider {
         match self {
-            PaymentGateway::Dev { .. } => "dev",
-            PaymentGateway::Stripe { .. } => "stripe",
+            PaymentGateway::Dev { .. } => PaymentProvider::Dev,
+            PaymentGateway::Stripe { .. } => PaymentProvider::Stripe,
         }
     }
 

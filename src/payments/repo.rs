@@ -2,16 +2,16 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::model::{Payment, PaymentStatus};
+use super::model::{Payment, PaymentProvider, PaymentStatus, WebhookOutcome};
 use crate::paging::Page;
 
 /// A verified event as recorded.
 pub struct EventRecord<'a> {
     pub id: &'a str,
-    pub provider: &'a str,
+    pub provider: PaymentProvider,
     pub kind: &'a str,
     pub order_id: Option<&'a str>,
-    pub outcome: &'a str,
+    pub outcome: WebhookOutcome,
     pub detail: Option<&'a str>,
     pub amount: Option<i64>,
     pub currency: Option<&'a str>,
@@ -51,7 +51,7 @@ pub fn record_event(conn: &Connection, e: &EventRecord<'_>) -> rusqlite::Result<
 pub fn record_payment(
     conn: &Connection,
     order_id: Option<&str>,
-    provider: &str,
+    provider: PaymentProvider,
     provider_ref: &str,
     amount: i64,
     currency: &str,

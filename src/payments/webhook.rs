@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::model::WebhookAck;
+use super::model::{PaymentProvider, WebhookAck, WebhookOutcome};
 use super::repo::{self, EventRecord};
 use crate::app::AppState;
 use crate::error::Error;
@@ -18,23 +18,6 @@ use crate::orders::model::OrderStatus;
 use crate::orders::repo as orders;
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// What an event did. Stored with the event; the unmatched ones surface in
-/// reconciliation.
-pub mod outcome {
-    pub const APPLIED: &str = "APPLIED";
-    pub const ALREADY_APPLIED: &str = "ALREADY_APPLIED";
-    pub const IGNORED_STALE: &str = "IGNORED_STALE";
-    pub const AWAITING_PAYMENT: &str = "AWAITING_PAYMENT";
-    pub const AMOUNT_MISMATCH: &str = "AMOUNT_MISMATCH";
-    pub const UNKNOWN_ORDER: &str = "UNKNOWN_ORDER";
-    pub const NO_ORDER_REFERENCE: &str = "NO_ORDER_REFERENCE";
-    pub const PAYMENT_FOR_CLOSED_ORDER: &str = "PAYMENT_FOR_CLOSED_ORDER";
-    pub const PARTIAL_REFUND: &str = "PARTIAL_REFUND";
-    pub const UNHANDLED_TYPE: &str = "UNHANDLED_TYPE";
-    /// Outcomes that mean money or an event did not match an order.
-    pub const UNMATCHED: [&str; 3] = [UNKNOWN_ORDER, NO_ORDER_REFERENCE, PAYMENT_FOR_CLOSED_ORDER];
-}
 
 fn invalid(detail: &str) -> Error {
     Error::bad_request("WEBHOOK_SIGNATURE_INVALID", detail)
@@ -238,13 +221,13 @@ pub async fn receive(
     }
     let parsed = parse(event);
     let kind = parsed.kind.clone();
-    let provider = state.payments.name();
+    let provider = state.payments.kind();
     let (already, outcome) = state
         .db
         .write(move |conn| {
             let tx = conn.transaction()?;
             if repo::event_seen(&tx, &parsed.id)? {
-                return Ok((true, String::new()));
+                return Ok((true, WebhookOutcome::AlreadyApplied));
             }
             let now = crate::clock::now();
             let (outcome, detail) = apply(&tx, &parsed, provider, &now)?;
@@ -264,21 +247,16 @@ pub async fn receive(
                 },
             )?;
             tx.commit()?;
-            Ok((false, outcome.to_string()))
+            Ok((false, outcome))
         })
         .await?;
-    let label = if already {
-        outcome::ALREADY_APPLIED.to_string()
-    } else {
-        outcome.clone()
-    };
-    metrics::counter!(crate::ops::metrics::WEBHOOK_EVENTS, "type" => kind, "outcome" => label)
+    metrics::counter!(crate::ops::metrics::WEBHOOK_EVENTS, "type" => kind, "outcome" => outcome.as_str())
         .increment(1);
     if already {
         return Ok(WebhookAck {
             received: true,
             already_processed: Some(true),
-            outcome: outcome::ALREADY_APPLIED.into(),
+            outcome: WebhookOutcome::AlreadyApplied,
         });
     }
     Ok(WebhookAck {
@@ -293,11 +271,11 @@ pub async fn receive(
 fn apply(
     tx: &rusqlite::Transaction<'_>,
     e: &Parsed,
-    provider: &str,
+    provider: PaymentProvider,
     now: &str,
-) -> Result<(&'static str, Option<String>), Error> {
+) -> Result<(WebhookOutcome, Option<String>), Error> {
     if e.action == Action::Unhandled {
-        return Ok((outcome::UNHANDLED_TYPE, None));
+        return Ok((WebhookOutcome::UnhandledType, None));
     }
     // A refund may only name the payment intent.
     let order_id = e
@@ -318,35 +296,38 @@ fn apply(
     let Some(order_id) = order_id else {
         record_money(None)?;
         return Ok((
-            outcome::NO_ORDER_REFERENCE,
+            WebhookOutcome::NoOrderReference,
             Some("the event names no order".into()),
         ));
     };
     let Some(order) = orders::order_by_id(tx, &order_id, now)? else {
         record_money(Some(&order_id))?;
-        return Ok((outcome::UNKNOWN_ORDER, Some(format!("no order {order_id}"))));
+        return Ok((
+            WebhookOutcome::UnknownOrder,
+            Some(format!("no order {order_id}")),
+        ));
     };
 
     let target = match e.action {
-        Action::Pay { paid: false } => return Ok((outcome::AWAITING_PAYMENT, None)),
+        Action::Pay { paid: false } => return Ok((WebhookOutcome::AwaitingPayment, None)),
         Action::Pay { paid: true } => OrderStatus::Paid,
         Action::Fail => OrderStatus::Failed,
         Action::Expire => OrderStatus::Expired,
         Action::Refund { full: false } => {
             return Ok((
-                outcome::PARTIAL_REFUND,
+                WebhookOutcome::PartialRefund,
                 Some("partial refund; order unchanged".into()),
             ));
         }
         Action::Refund { full: true } => OrderStatus::Refunded,
-        Action::Unhandled => return Ok((outcome::UNHANDLED_TYPE, None)),
+        Action::Unhandled => return Ok((WebhookOutcome::UnhandledType, None)),
     };
     if target == OrderStatus::Paid {
         let matches = e.amount == Some(order.amount)
             && e.currency.as_deref() == Some(order.currency.as_str());
         if !matches {
             return Ok((
-                outcome::AMOUNT_MISMATCH,
+                WebhookOutcome::AmountMismatch,
                 Some(format!(
                     "order {} {}, event {} {}",
                     order.amount,
@@ -359,7 +340,7 @@ fn apply(
     }
     if order.status == target {
         record_money(Some(&order.id))?;
-        return Ok((outcome::ALREADY_APPLIED, None));
+        return Ok((WebhookOutcome::AlreadyApplied, None));
     }
     if !order.status.can_become(target) {
         if target == OrderStatus::Paid
@@ -372,12 +353,12 @@ fn apply(
             // reconciliation shows it for a refund or a manual fix.
             record_money(Some(&order.id))?;
             return Ok((
-                outcome::PAYMENT_FOR_CLOSED_ORDER,
+                WebhookOutcome::PaymentForClosedOrder,
                 Some(format!("order is {}", order.status.as_str())),
             ));
         }
         return Ok((
-            outcome::IGNORED_STALE,
+            WebhookOutcome::IgnoredStale,
             Some(format!(
                 "order is {}, not moving to {}",
                 order.status.as_str(),
@@ -405,7 +386,7 @@ fn apply(
         event = %e.kind,
         "order status changed by webhook"
     );
-    Ok((outcome::APPLIED, None))
+    Ok((WebhookOutcome::Applied, None))
 }
 
 #[cfg(test)]

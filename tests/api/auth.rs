@@ -135,6 +135,27 @@ async fn malformed_json_and_wrong_types_are_400_problems() {
         .post_json("/api/v1/auth/login", &json!({"email": 5, "password": []}))
         .await;
     problem(resp, 400).await;
+    // A number where the spec says string is refused, not read as its digits.
+    let cases = [
+        (
+            "/api/v1/auth/register",
+            json!({"email": "digits@example.com", "password": 123456789}),
+        ),
+        (
+            "/api/v1/auth/login",
+            json!({"email": "student@test.com", "password": 12345678}),
+        ),
+        ("/api/v1/auth/refresh", json!({"refreshToken": 12})),
+        ("/api/v1/auth/forgot-password", json!({"email": true})),
+    ];
+    for (path, body) in cases {
+        let problem_body = problem(app.post_json(path, &body).await, 400).await;
+        assert_eq!(
+            problem_body["code"], "VALIDATION_ERROR",
+            "{path}: {problem_body}"
+        );
+    }
+    assert_eq!(app.count("users WHERE email = 'digits@example.com'"), 0);
 }
 
 #[tokio::test]

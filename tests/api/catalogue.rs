@@ -487,6 +487,27 @@ async fn invalid_offerings_are_400_naming_the_field() {
         )
         .await;
     problem(resp, 400).await;
+    // A number or boolean is not text, even where it could be printed as one.
+    for patch in [
+        json!({"title": 2024}),
+        json!({"summary": true}),
+        json!({"tags": ["ok", 7]}),
+        json!({"variants": [{"name": 1, "price": 100, "currency": "usd"}]}),
+    ] {
+        let mut body = new_offering("Valid title");
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let resp = app
+            .send_json(reqwest::Method::POST, "/api/v1/offerings", &tutor, &body)
+            .await;
+        let body = problem(resp, 400).await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("\"string\""),
+            "{patch}: {body}"
+        );
+    }
+    assert_eq!(app.count("offerings WHERE title = 'Valid title'"), 0);
 }
 
 #[tokio::test]

@@ -225,6 +225,12 @@ async fn invalid_drafts_are_refused_and_leave_nothing() {
         ),
         (json!({"quantity": 1}), 400, "VALIDATION_ERROR"),
         (json!("not an object"), 400, "VALIDATION_ERROR"),
+        (json!({"offeringId": 17}), 400, "VALIDATION_ERROR"),
+        (
+            json!({"offeringId": python["id"], "variantId": false}),
+            400,
+            "VALIDATION_ERROR",
+        ),
     ];
     for (body, status, code) in cases {
         let resp = app.draft(&token, &body, None).await;
