@@ -101,7 +101,7 @@ impl Application {
             let hasher = PasswordHasher::new(&cfg.auth)
                 .map_err(|e| anyhow::anyhow!("cannot set up password hashing: {e:?}"))?;
             if cfg.demo.seed_on_empty
-                && let Some(report) = crate::demo::seed_if_empty(&db, &cfg.auth)
+                && let Some(report) = crate::demo::seed_if_empty(&db, &hasher)
                     .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e:?}"))?
             {
                 tracing::info!(

@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::{Application, shutdown_signal};
 use crate::auth::model::{NewUser, Role, check_new_password, normalize_email};
-use crate::auth::{password, repo as users};
+use crate::auth::password::PasswordHasher;
+use crate::auth::repo as users;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::Error;
@@ -148,7 +149,8 @@ pub fn run() -> ExitCode {
                 Db::open(&config.database)
                     .map_err(anyhow::Error::from)
                     .and_then(|(db, _)| {
-                        crate::demo::seed(&db, &config.auth)
+                        PasswordHasher::new(&config.auth)
+                            .and_then(|hasher| crate::demo::seed(&db, &hasher))
                             .map_err(|e| anyhow::anyhow!("{}", e.detail()))
                     })
                     .map(|r| {
@@ -239,7 +241,9 @@ fn create_user(
     let user = NewUser {
         id: crate::ids::new_id(),
         email,
-        password_hash: password::hash(&password::argon2(&config.auth), &secret)
+        password_hash: PasswordHasher::new(&config.auth)
+            .and_then(|hasher| hasher.hash_blocking(vec![secret]))
+            .map(|mut hashes| hashes.remove(0))
             .map_err(|e| anyhow::anyhow!("{}", e.detail()))?,
         name,
         role,

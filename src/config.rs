@@ -161,7 +161,9 @@ pub struct AuthConfig {
     pub argon2_iterations: u32,
     /// Argon2id lanes.
     pub argon2_parallelism: u32,
-    /// Password hashes computed at once; 0 means the number of CPU cores.
+    /// Password hashes computed at once: one hashing thread each, each
+    /// keeping `argon2_memory_kib` of working memory; 0 means the number of
+    /// CPU cores.
     pub hash_concurrency: usize,
     /// How long a login may wait for a hashing slot before it gets a 503.
     pub hash_queue_timeout_ms: u64,

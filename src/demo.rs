@@ -6,10 +6,10 @@
 use serde::Deserialize;
 
 use crate::auth::model::{NewUser, Role};
-use crate::auth::{password, repo as users};
+use crate::auth::password::PasswordHasher;
+use crate::auth::repo as users;
 use crate::catalogue::model::{Level, NewOffering, NewVariant, OfferingStatus, OfferingType};
 use crate::catalogue::repo as catalogue;
-use crate::config::AuthConfig;
 use crate::db::Db;
 use crate::error::Error;
 
@@ -59,9 +59,8 @@ pub struct SeedReport {
 }
 
 /// Loads the demo fixtures into the database. Blocking: hashes passwords.
-pub fn seed(db: &Db, auth: &AuthConfig) -> Result<SeedReport, Error> {
+pub fn seed(db: &Db, hasher: &PasswordHasher) -> Result<SeedReport, Error> {
     let fixtures: Fixtures = serde_json::from_str(FIXTURES)?;
-    let argon = password::argon2(auth);
 
     // Hash only the passwords of accounts that are missing, outside the
     // write transaction so the writer is not held for seconds.
@@ -74,12 +73,13 @@ pub fn seed(db: &Db, auth: &AuthConfig) -> Result<SeedReport, Error> {
         }
         Ok(missing)
     })?;
+    let hashes = hasher.hash_blocking(missing.iter().map(|u| u.password.clone()).collect())?;
     let mut new_users = Vec::with_capacity(missing.len());
-    for user in missing {
+    for (user, password_hash) in missing.into_iter().zip(hashes) {
         new_users.push(NewUser {
             id: crate::ids::new_id(),
             email: user.email.clone(),
-            password_hash: password::hash(&argon, &user.password)?,
+            password_hash,
             name: Some(user.name.clone()),
             role: user.role,
             created_at: crate::clock::now(),
@@ -138,10 +138,10 @@ pub fn seed(db: &Db, auth: &AuthConfig) -> Result<SeedReport, Error> {
 }
 
 /// Seeds only when the database holds no accounts yet.
-pub fn seed_if_empty(db: &Db, auth: &AuthConfig) -> Result<Option<SeedReport>, Error> {
+pub fn seed_if_empty(db: &Db, hasher: &PasswordHasher) -> Result<Option<SeedReport>, Error> {
     let empty = db.write_blocking(|conn| Ok(users::count_users(conn)? == 0))?;
     if empty {
-        seed(db, auth).map(Some)
+        seed(db, hasher).map(Some)
     } else {
         Ok(None)
     }

@@ -3,16 +3,19 @@
 //! dedicated threads, at most a configured number at once; a burst queues for
 //! a slot, and past a bounded wait the caller gets a 503 instead of a hang.
 //!
-//! Dedicated threads rather than tokio's blocking pool: the allocator keeps
-//! each thread's 19 MiB block for reuse, so hashing on whichever of dozens of
-//! blocking threads happens to be free would pin 19 MiB per thread.
+//! Each hashing thread owns its Argon2 working memory ([`Memory`]) and reuses
+//! it for every hash. Allocating 19 MiB per hash costs a page fault for every
+//! 4 KiB of it, about a third of the hash's time on a small VPS, and the
+//! allocator then either keeps the freed block anyway or returns it only to
+//! fault it in again on the next login. With the memory owned by the thread,
+//! the server's resident memory for hashing is fixed: threads x 19 MiB.
 
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 use crate::config::AuthConfig;
@@ -31,24 +34,92 @@ pub fn argon2(config: &AuthConfig) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashes a password into a PHC string. Blocking.
-pub fn hash(argon: &Argon2<'_>, password: &str) -> Result<String, Error> {
-    let salt = SaltString::generate(&mut OsRng);
+/// Argon2 working memory, grown to the largest parameters seen and reused.
+#[derive(Default)]
+struct Memory(Vec<Block>);
+
+impl Memory {
+    fn blocks(&mut self, params: &Params) -> &mut [Block] {
+        let count = params.block_count();
+        if self.0.len() < count {
+            self.0.resize(count, Block::default());
+        }
+        &mut self.0[..count]
+    }
+}
+
+fn argon2_failed(e: impl std::fmt::Display) -> Error {
+    Error::internal(anyhow::anyhow!("argon2 hash failed: {e}"))
+}
+
+/// Hashes a password into a PHC string with a fresh random salt. Blocking.
+fn hash(argon: &Argon2<'_>, password: &str, memory: &mut Memory) -> Result<String, Error> {
+    let mut salt = [0u8; 16];
+    OsRng.fill_bytes(&mut salt);
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     argon
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| Error::internal(anyhow::anyhow!("argon2 hash failed: {e}")))
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            &salt,
+            &mut out,
+            memory.blocks(argon.params()),
+        )
+        .map_err(argon2_failed)?;
+    let salt = SaltString::encode_b64(&salt).map_err(argon2_failed)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params()).map_err(argon2_failed)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(argon2_failed)?),
+    };
+    Ok(phc.to_string())
 }
 
-/// Checks a password against a stored PHC string, with the parameters
-/// recorded in that string. Blocking.
-pub fn verify(argon: &Argon2<'_>, phc: &str, password: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
-        .unwrap_or(false)
+/// Checks a password against a stored PHC string, with the algorithm,
+/// version and parameters recorded in that string. Blocking.
+fn verify(phc: &str, password: &str, memory: &mut Memory) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    // Also takes the output length from the stored hash.
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = [0u8; 64];
+    let out = &mut out[..expected.len()];
+    if argon
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            out,
+            memory.blocks(argon.params()),
+        )
+        .is_err()
+    {
+        return false;
+    }
+    // `Output`'s equality is constant-time.
+    Output::new(out).is_ok_and(|computed| computed == expected)
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
 /// Starts `threads` hashing threads fed by one queue; they end when the
 /// returned sender is dropped.
@@ -60,6 +131,7 @@ fn spawn_workers(threads: usize) -> Result<mpsc::Sender<Job>, Error> {
         std::thread::Builder::new()
             .name(format!("wemaster-hash-{i}"))
             .spawn(move || {
+                let mut memory = Memory::default();
                 loop {
                     let job = match queue.lock() {
                         Ok(queue) => match queue.recv() {
@@ -68,7 +140,7 @@ fn spawn_workers(threads: usize) -> Result<mpsc::Sender<Job>, Error> {
                         },
                         Err(_) => return,
                     };
-                    job();
+                    job(&mut memory);
                 }
             })
             .map_err(|e| Error::internal(anyhow::anyhow!("cannot start a hashing thread: {e}")))?;
@@ -90,36 +162,62 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// Builds the hasher; computes the dummy hash once (blocking).
+    /// Builds the hasher and starts its threads; computes the dummy hash
+    /// once (blocking).
     pub fn new(config: &AuthConfig) -> Result<Self, Error> {
-        let argon = argon2(config);
-        let dummy_hash = hash(&argon, "not a real password, only for timing")?;
         let threads = config.effective_hash_concurrency();
-        Ok(Self {
-            argon: Arc::new(argon),
+        let mut hasher = Self {
+            argon: Arc::new(argon2(config)),
             slots: Arc::new(Semaphore::new(threads)),
             jobs: spawn_workers(threads)?,
             queue_timeout: Duration::from_millis(config.hash_queue_timeout_ms),
-            dummy_hash: dummy_hash.into(),
-        })
+            dummy_hash: Arc::from(""),
+        };
+        let dummy = hasher.hash_blocking(vec!["not a real password, only for timing".into()])?;
+        hasher.dummy_hash = dummy.concat().into();
+        Ok(hasher)
+    }
+
+    /// Hashes passwords on the hashing threads, all of them at once, and
+    /// waits for the PHC strings, in order. For work outside the async
+    /// runtime with no requests being served (start-up, the demo seed, the
+    /// CLI), so it takes no slot: the threads' memory serves these hashes
+    /// too instead of each caller allocating its own 19 MiB.
+    pub fn hash_blocking(&self, passwords: Vec<String>) -> Result<Vec<String>, Error> {
+        let stopped = || Error::internal(anyhow::anyhow!("the hashing threads stopped"));
+        let mut results = Vec::with_capacity(passwords.len());
+        for password in passwords {
+            let argon = self.argon.clone();
+            let (done, result) = mpsc::sync_channel(1);
+            self.jobs
+                .send(Box::new(move |memory: &mut Memory| {
+                    let _ = done.send(hash(&argon, &password, memory));
+                }))
+                .map_err(|_| stopped())?;
+            results.push(result);
+        }
+        results
+            .into_iter()
+            .map(|result| result.recv().map_err(|_| stopped())?)
+            .collect()
     }
 
     /// Hashes a new password.
     pub async fn hash(&self, password: String) -> Result<String, Error> {
         let argon = self.argon.clone();
-        self.run(move || hash(&argon, &password)).await
+        self.run(move |memory| hash(&argon, &password, memory))
+            .await
     }
 
     /// Checks `password` against `phc`, or against the dummy hash when the
     /// account does not exist (then the answer is always false).
     pub async fn verify(&self, phc: Option<String>, password: String) -> Result<bool, Error> {
-        let argon = self.argon.clone();
         let dummy = self.dummy_hash.clone();
-        self.run(move || {
+        self.run(move |memory| {
             Ok(match phc {
-                Some(phc) => verify(&argon, &phc, &password),
+                Some(phc) => verify(&phc, &password, memory),
                 None => {
-                    let _ = verify(&argon, &dummy, &password);
+                    let _ = verify(&dummy, &password, memory);
                     false
                 }
             })
@@ -129,7 +227,7 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         use crate::ops::metrics::{HASH_DURATION, HASH_WAIT, HASH_WAITING};
         let queued = std::time::Instant::now();
@@ -143,9 +241,9 @@ impl PasswordHasher {
             .map_err(|_| Error::unavailable("the server is shutting down", 1))?;
         let (done, result) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(Box::new(move || {
+            .send(Box::new(move |memory: &mut Memory| {
                 let started = std::time::Instant::now();
-                let outcome = work();
+                let outcome = work(memory);
                 metrics::histogram!(HASH_DURATION).record(started.elapsed().as_secs_f64());
                 drop(permit);
                 let _ = done.send(outcome);
@@ -154,5 +252,60 @@ impl PasswordHasher {
         result
             .await
             .map_err(|_| Error::internal(anyhow::anyhow!("a hashing thread stopped")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+
+    use super::*;
+
+    fn small() -> Argon2<'static> {
+        Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        )
+    }
+
+    #[test]
+    fn our_hashes_are_standard_phc_strings() {
+        let argon = small();
+        let phc = hash(&argon, "correct horse", &mut Memory::default()).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{phc}");
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(argon.verify_password(b"correct horse", &parsed).is_ok());
+        assert!(argon.verify_password(b"wrong horse", &parsed).is_err());
+    }
+
+    #[test]
+    fn standard_hashes_verify_with_their_own_parameters() {
+        let mut memory = Memory::default();
+        // Stored with other parameters than the configured ones (as after a
+        // change of argon2_memory_kib): the string's parameters apply.
+        for params in [
+            Params::new(64, 1, 1, None),
+            Params::new(256, 2, 2, Some(16)),
+        ] {
+            let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.unwrap());
+            let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+            let phc = argon.hash_password(b"pw-12345", &salt).unwrap().to_string();
+            assert!(verify(&phc, "pw-12345", &mut memory), "{phc}");
+            assert!(!verify(&phc, "pw-12346", &mut memory), "{phc}");
+        }
+        // Memory grown for the larger hash still serves the smaller one.
+        let phc = hash(&small(), "again", &mut memory).unwrap();
+        assert!(verify(&phc, "again", &mut memory));
+    }
+
+    #[test]
+    fn malformed_stored_hashes_never_verify() {
+        let mut memory = Memory::default();
+        let good = hash(&small(), "pw", &mut memory).unwrap();
+        let no_hash = good.rsplit_once('$').unwrap().0.to_string();
+        for phc in ["", "plain text", "$argon2id$v=19$m=64,t=1,p=1$", &no_hash] {
+            assert!(!verify(phc, "pw", &mut memory), "{phc:?}");
+        }
     }
 }
