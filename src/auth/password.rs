@@ -121,16 +121,38 @@ fn verify(phc: &str, password: &str, memory: &mut Memory) -> bool {
 
 type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
-/// Starts `threads` hashing threads fed by one queue; they end when the
-/// returned sender is dropped.
+/// Puts the calling hashing thread below the request workers (nice 10 on
+/// Linux): a request that needs microseconds of CPU then takes a core from a
+/// hash in progress at once instead of waiting out its time slice, so logins
+/// do not add milliseconds to everything else, and a hash still gets every
+/// cycle nobody else wants. Where the system refuses, hashing runs at normal
+/// priority.
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    // The crate's 0..=99 scale maps 22 to nice 10 under SCHED_OTHER.
+    let below_normal = ThreadPriorityValue::try_from(22u8).map(ThreadPriority::Crossplatform);
+    if let Err(e) = below_normal
+        .map_err(|e| e.to_string())
+        .and_then(|p| thread_priority::set_current_thread_priority(p).map_err(|e| format!("{e:?}")))
+    {
+        tracing::debug!(error = %e, "hashing thread keeps normal priority");
+    }
+}
+
+/// Starts `threads` hashing threads fed by one queue and waits until each
+/// has set its priority; they end when the returned sender is dropped.
 fn spawn_workers(threads: usize) -> Result<mpsc::Sender<Job>, Error> {
     let (jobs, queue) = mpsc::channel::<Job>();
     let queue = Arc::new(Mutex::new(queue));
+    let (ready, started) = mpsc::channel();
     for i in 0..threads {
         let queue = queue.clone();
+        let ready = ready.clone();
         std::thread::Builder::new()
             .name(format!("wemaster-hash-{i}"))
             .spawn(move || {
+                lower_priority();
+                let _ = ready.send(());
                 let mut memory = Memory::default();
                 loop {
                     let job = match queue.lock() {
@@ -144,6 +166,11 @@ fn spawn_workers(threads: usize) -> Result<mpsc::Sender<Job>, Error> {
                 }
             })
             .map_err(|e| Error::internal(anyhow::anyhow!("cannot start a hashing thread: {e}")))?;
+    }
+    for _ in 0..threads {
+        started
+            .recv()
+            .map_err(|_| Error::internal(anyhow::anyhow!("a hashing thread did not start")))?;
     }
     Ok(jobs)
 }
@@ -297,6 +324,33 @@ mod tests {
         // Memory grown for the larger hash still serves the smaller one.
         let phc = hash(&small(), "again", &mut memory).unwrap();
         assert!(verify(&phc, "again", &mut memory));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn hashing_threads_run_below_normal_priority() {
+        let config = AuthConfig {
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            hash_concurrency: 2,
+            ..AuthConfig::default()
+        };
+        let hasher = PasswordHasher::new(&config).unwrap();
+        let mut niceness = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap().path();
+            let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+            if name.starts_with("wemaster-hash") {
+                // Field 19 of stat is the nice value; the name (field 2) may
+                // hold spaces, so count from its closing parenthesis.
+                let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+                let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+                niceness.push(after_name.split(' ').nth(16).unwrap().to_string());
+            }
+        }
+        assert!(niceness.len() >= 2, "{niceness:?}");
+        assert!(niceness.iter().all(|n| n == "10"), "{niceness:?}");
+        drop(hasher);
     }
 
     #[test]
