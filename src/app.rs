@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use poem::endpoint::{BoxEndpoint, make_sync};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::middleware::Compression;
-use poem::web::CompressionAlgo;
 use poem::web::{Data, Redirect};
 use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, post};
 
@@ -281,7 +279,7 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .around(layers::rate_limit)
         .data(state)
         .with_if(cors.is_some(), cors.unwrap_or_default())
-        .with(Compression::new().algorithms([CompressionAlgo::GZIP, CompressionAlgo::BR]))
+        .around(crate::compression::compress)
         .catch_all_error(crate::error::problem_from_poem_error)
         .around(crate::ops::http::observe)
         .with(security)

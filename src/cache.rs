@@ -20,6 +20,7 @@ use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaRespon
 use poem_openapi::types::Type;
 use sha2::{Digest, Sha256};
 
+use crate::compression::{Encodings, Precompressed, same_entity};
 use crate::config::CacheConfig;
 
 /// A response body kept ready to send, with the headers that belong to it.
@@ -30,6 +31,8 @@ pub struct CachedResponse {
     pub etag: HeaderValue,
     /// Headers that belong to the body, such as `X-Total-Count` and `Link`.
     pub headers: Arc<[(HeaderName, HeaderValue)]>,
+    /// The body compressed, per coding, once asked for.
+    pub encodings: Arc<Encodings>,
 }
 
 impl CachedResponse {
@@ -45,19 +48,20 @@ impl CachedResponse {
             body: Bytes::from(body),
             etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\"")),
             headers: headers.into(),
+            encodings: Arc::default(),
         })
     }
 
-    /// Whether an `If-None-Match` header value matches this body.
+    /// Whether an `If-None-Match` header value matches this body, in any
+    /// of its codings.
     pub fn matches(&self, if_none_match: Option<&str>) -> bool {
-        let Some(value) = if_none_match else {
+        let (Some(value), Ok(ours)) = (if_none_match, self.etag.to_str()) else {
             return false;
         };
-        let ours = self.etag.as_bytes();
         value
             .split(',')
             .map(str::trim)
-            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag).as_bytes() == ours)
+            .any(|tag| tag == "*" || same_entity(tag.strip_prefix("W/").unwrap_or(tag), ours))
     }
 }
 
@@ -101,8 +105,10 @@ impl ResponseCache {
                     .map(|(n, v)| n.as_str().len() + v.len())
                     .sum();
                 // Bodies and keys, plus what moka and the allocator spend per entry,
-                // so a flood of tiny distinct searches is bounded too.
-                let size = key.len() + value.body.len() + headers + 1024;
+                // so a flood of tiny distinct searches is bounded too. The
+                // compressed forms, made later, are counted at half the body
+                // (JSON compresses to a fifth or less per coding).
+                let size = key.len() + value.body.len() * 3 / 2 + headers + 1024;
                 u32::try_from(size).unwrap_or(u32::MAX)
             })
             .time_to_live(Duration::from_secs(config.ttl_seconds))
@@ -200,8 +206,12 @@ impl<T: Send, const PAGED: bool> IntoResponse for CachedJson<T, PAGED> {
             Response::builder()
                 .status(StatusCode::OK)
                 .content_type("application/json; charset=utf-8")
-                .body(self.entry.body)
+                .body(self.entry.body.clone())
         };
+        resp.extensions_mut().insert(Precompressed {
+            plain: self.entry.body,
+            encodings: self.entry.encodings,
+        });
         let headers = resp.headers_mut();
         headers.insert(header::ETAG, self.entry.etag);
         headers.insert(

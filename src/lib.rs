@@ -8,6 +8,7 @@ pub mod cache;
 pub mod catalogue;
 pub mod cli;
 pub mod clock;
+pub mod compression;
 pub mod config;
 pub mod db;
 pub mod demo;

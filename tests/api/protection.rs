@@ -405,3 +405,89 @@ async fn shipped_limits_let_a_page_load_through() {
         assert_eq!(resp.status(), 200);
     }
 }
+
+fn brotli_decode(body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut plain = Vec::new();
+    brotli::Decompressor::new(body, 4096)
+        .read_to_end(&mut plain)
+        .unwrap();
+    plain
+}
+
+#[tokio::test]
+async fn cached_reads_go_out_compressed_with_an_etag_per_coding() {
+    let app = spawn_app().await;
+    let fetch = |path: &'static str, encoding: Option<&'static str>, tag: Option<String>| {
+        let mut req = app.client.get(app.url(path));
+        if let Some(encoding) = encoding {
+            req = req.header("accept-encoding", encoding);
+        }
+        if let Some(tag) = tag {
+            req = req.header("if-none-match", tag);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    let header = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+
+    let plain = fetch("/api/v1/offerings", None, None).await;
+    assert_eq!(header(&plain, "content-encoding"), None);
+    assert_eq!(header(&plain, "vary").as_deref(), Some("accept-encoding"));
+    let etag = header(&plain, "etag").unwrap();
+    let stem = etag.trim_end_matches('"');
+    let plain = plain.bytes().await.unwrap();
+
+    // Brotli first, and the same kept bytes on every answer.
+    let br = fetch("/api/v1/offerings", Some("gzip, deflate, br"), None).await;
+    assert_eq!(header(&br, "content-encoding").as_deref(), Some("br"));
+    assert_eq!(header(&br, "vary").as_deref(), Some("accept-encoding"));
+    assert_eq!(header(&br, "etag"), Some(format!("{stem}-br\"")));
+    let br_body = br.bytes().await.unwrap();
+    assert_eq!(brotli_decode(&br_body), plain);
+    assert!(
+        br_body.len() * 4 < plain.len(),
+        "{} of {}",
+        br_body.len(),
+        plain.len()
+    );
+    let again = fetch("/api/v1/offerings", Some("br"), None).await;
+    assert_eq!(again.bytes().await.unwrap(), br_body);
+
+    // q-values decide; q=0 refuses.
+    let gzip = fetch("/api/v1/offerings", Some("br;q=0.5, gzip"), None).await;
+    assert_eq!(header(&gzip, "content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(header(&gzip, "etag"), Some(format!("{stem}-gzip\"")));
+    let refused = fetch("/api/v1/offerings", Some("br;q=0, gzip;q=0"), None).await;
+    assert_eq!(header(&refused, "content-encoding"), None);
+    assert_eq!(refused.bytes().await.unwrap(), plain);
+
+    // Any coding's ETag revalidates, and the 304 names the coding asked for.
+    let tag = Some(format!("{stem}-br\""));
+    let not_modified = fetch("/api/v1/offerings", Some("br"), tag.clone()).await;
+    assert_eq!(not_modified.status(), 304);
+    assert_eq!(header(&not_modified, "etag"), tag);
+    let not_modified = fetch("/api/v1/offerings", None, tag).await;
+    assert_eq!(not_modified.status(), 304);
+    assert_eq!(header(&not_modified, "etag"), Some(etag));
+
+    // Details are kept compressed too.
+    let detail = fetch(
+        "/api/v1/offerings/python-for-absolute-beginners",
+        Some("br"),
+        None,
+    )
+    .await;
+    assert_eq!(header(&detail, "content-encoding").as_deref(), Some("br"));
+    let detail: Value =
+        serde_json::from_slice(&brotli_decode(&detail.bytes().await.unwrap())).unwrap();
+    assert_eq!(detail["slug"], "python-for-absolute-beginners");
+
+    // Small answers go out plain, still saying they could vary.
+    let small = fetch("/livez", Some("br, gzip"), None).await;
+    assert_eq!(header(&small, "content-encoding"), None);
+    assert_eq!(header(&small, "vary").as_deref(), Some("accept-encoding"));
+}
