@@ -96,6 +96,8 @@ pub fn swagger_ui_html() -> String {
 ///   `$ref` stays.
 /// - Responses get OpenAPI links ([`LINKS`]) to the operations that take
 ///   what they return: for readers, and for stateful API testing.
+/// - Each error response gets an example problem body with its own status
+///   and code; the `Problem` schema's one example is a 400.
 fn finished_spec() -> Value {
     // serde_yaml's mapping keeps the order of keys, so the document reads in
     // the order poem-openapi wrote it.
@@ -103,7 +105,75 @@ fn finished_spec() -> Value {
         serde_json::from_str(&service().spec()).expect("poem-openapi writes valid JSON");
     collapse_redundant_all_of(&mut doc);
     add_links(&mut doc);
+    add_problem_examples(&mut doc);
     doc
+}
+
+/// A typical `detail` for an error status, for the examples.
+fn sample_detail(status: u16) -> &'static str {
+    match status {
+        400 => "a parameter or body field is missing or invalid",
+        401 => "the bearer token is missing, malformed or expired",
+        403 => "this needs one of the roles ADMIN",
+        404 => "no such resource",
+        409 => "the offering is not published",
+        413 => "the body is larger than the server accepts",
+        415 => "the body must be application/json",
+        422 => "all items must be in one currency",
+        429 => "too many requests; retry in 1 s",
+        502 => "the payment provider did not answer as expected",
+        503 => "too many sign-ins at once, retry shortly",
+        _ => "the server could not answer; the problem is logged",
+    }
+}
+
+fn add_problem_examples(doc: &mut Value) {
+    let operations = doc
+        .get_mut("paths")
+        .and_then(Value::as_mapping_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_mapping_mut)
+        .flat_map(|item| item.values_mut());
+    for op in operations {
+        // Sign-in is the one 401 that is not about a token.
+        let login = op.get("operationId").and_then(Value::as_str) == Some("login");
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_mapping_mut) else {
+            continue;
+        };
+        for (status, response) in responses.iter_mut() {
+            let Some(status) = status
+                .as_str()
+                .and_then(|s| poem::http::StatusCode::from_bytes(s.as_bytes()).ok())
+            else {
+                continue;
+            };
+            let Some(media) = response
+                .get_mut("content")
+                .and_then(|c| c.get_mut("application/problem+json"))
+                .and_then(Value::as_mapping_mut)
+            else {
+                continue;
+            };
+            let (code, detail) = match status.as_u16() {
+                401 if login => (
+                    "AUTH_INVALID_CREDENTIALS",
+                    "the email or password is incorrect",
+                ),
+                n => (crate::error::code_for_status(status), sample_detail(n)),
+            };
+            let mut example = Mapping::new();
+            example.insert("type".into(), "about:blank".into());
+            example.insert(
+                "title".into(),
+                status.canonical_reason().unwrap_or("Error").into(),
+            );
+            example.insert("status".into(), status.as_u16().into());
+            example.insert("detail".into(), detail.into());
+            example.insert("code".into(), code.into());
+            media.insert("example".into(), Value::Mapping(example));
+        }
+    }
 }
 
 fn collapse_redundant_all_of(value: &mut Value) {

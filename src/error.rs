@@ -336,7 +336,8 @@ fn payload_field(reason: &str) -> Option<String> {
     Some(reason[start..start + len].to_string())
 }
 
-fn code_for_status(status: StatusCode) -> &'static str {
+/// The `code` of a problem that has no more specific one.
+pub(crate) fn code_for_status(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "VALIDATION_ERROR",
         401 => "AUTH_TOKEN_INVALID",

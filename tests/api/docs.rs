@@ -74,6 +74,31 @@ async fn every_operation_is_documented() {
     }
 }
 
+#[test]
+fn every_error_response_has_an_example_of_its_own_status() {
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("openapi/openapi.json").unwrap()).unwrap();
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let Some(media) = response["content"].get("application/problem+json") else {
+                    continue;
+                };
+                let example = &media["example"];
+                assert_eq!(
+                    example["status"].to_string(),
+                    *status,
+                    "{method} {path} {status}: {example}"
+                );
+                assert!(example["code"].is_string(), "{method} {path} {status}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} error responses");
+}
+
 #[tokio::test]
 async fn unknown_route_is_a_problem_body() {
     let app = spawn_app().await;
