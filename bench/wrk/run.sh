@@ -14,6 +14,8 @@ start WEMASTER_RATE_LIMIT__ENABLED=false
 curl -s localhost:3111/api/v1/offerings >/dev/null; curl -s localhost:3111/api/v1/offerings/python-for-absolute-beginners > /dev/null
 echo "livez:           $(w http://127.0.0.1:3111/livez)"
 echo "cached list:     $(w http://127.0.0.1:3111/api/v1/offerings)"
+echo "  as browsers ask, gzip: $(w -H 'Accept-Encoding: gzip' http://127.0.0.1:3111/api/v1/offerings)"
+echo "  as browsers ask, br:   $(w -H 'Accept-Encoding: gzip, deflate, br' http://127.0.0.1:3111/api/v1/offerings)"
 echo "cached detail:   $(w http://127.0.0.1:3111/api/v1/offerings/python-for-absolute-beginners)"
 echo "uncached search: $(w -s $HERE/search.lua http://127.0.0.1:3111)"
 echo "livez again:     $(w http://127.0.0.1:3111/livez)"
@@ -25,6 +27,12 @@ wrk.body = '{"offeringId":"$OFF","quantity":1}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $TOKEN"
 LUA
+cat > login.lua <<LUA
+wrk.method = "POST"
+wrk.body = '{"email":"student@test.com","password":"password123"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+echo "logins:          $(w -s login.lua http://127.0.0.1:3111/api/v1/auth/login)"
 echo "== issue 5"
 echo "order drafts:    $(w -s draft.lua http://127.0.0.1:3111/api/v1/orders/draft)"
 python3 $HERE/webhooks.py > hooks.lua
