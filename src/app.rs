@@ -17,6 +17,7 @@ use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, post};
 use crate::auth::password::PasswordHasher;
 use crate::auth::token::AccessTokens;
 use crate::cache::ResponseCache;
+use crate::compression::Precompressed;
 use crate::config::Config;
 use crate::db::{self, Db};
 use crate::health;
@@ -224,38 +225,27 @@ impl Application {
 
 /// Every route of the server.
 pub fn routes(state: AppState) -> BoxEndpoint<'static> {
-    // Built once; `Bytes` clones per request are reference counts, not copies.
-    let docs = bytes::Bytes::from(crate::api::swagger_ui_html());
-    let spec_json = bytes::Bytes::from(crate::api::spec_json());
-    let spec_yaml = bytes::Bytes::from(crate::api::spec_yaml());
+    // Built once, and compressed once per coding when first asked for;
+    // `Bytes` clones per request are reference counts, not copies.
+    let docs = Precompressed::kept(crate::api::swagger_ui_html());
+    let spec_json = Precompressed::kept(crate::api::spec_json());
+    let spec_yaml = Precompressed::kept(crate::api::spec_yaml());
     let routes = Route::new()
         .nest(crate::api::BASE_PATH, crate::api::service())
         .nest(
             "/docs",
             Route::new().at(
                 "/",
-                make_sync(move |_| {
-                    poem::Response::builder()
-                        .content_type("text/html; charset=utf-8")
-                        .body(docs.clone())
-                }),
+                make_sync(move |_| docs.response("text/html; charset=utf-8")),
             ),
         )
         .at(
             "/openapi.json",
-            make_sync(move |_| {
-                poem::Response::builder()
-                    .content_type("application/json")
-                    .body(spec_json.clone())
-            }),
+            make_sync(move |_| spec_json.response("application/json")),
         )
         .at(
             "/openapi.yaml",
-            make_sync(move |_| {
-                poem::Response::builder()
-                    .content_type("application/x-yaml")
-                    .body(spec_yaml.clone())
-            }),
+            make_sync(move |_| spec_yaml.response("application/x-yaml")),
         )
         .at("/healthz", get(root_healthz))
         .at("/readyz", get(root_readyz))
