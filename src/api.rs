@@ -122,7 +122,7 @@ fn sample_detail(status: u16) -> &'static str {
         422 => "all items must be in one currency",
         429 => "too many requests; retry in 1 s",
         502 => "the payment provider did not answer as expected",
-        503 => "too many sign-ins at once, retry shortly",
+        503 => "the server is busy; retry shortly",
         _ => "the server could not answer; the problem is logged",
     }
 }
