@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use moka::sync::Cache;
 use poem::http::{HeaderName, HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
@@ -20,19 +19,18 @@ use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaRespon
 use poem_openapi::types::Type;
 use sha2::{Digest, Sha256};
 
-use crate::compression::{Encodings, Precompressed, same_entity};
+use crate::compression::{Precompressed, same_entity};
 use crate::config::CacheConfig;
 
 /// A response body kept ready to send, with the headers that belong to it.
 #[derive(Clone)]
 pub struct CachedResponse {
-    pub body: Bytes,
+    /// The body, and its compressed forms once asked for.
+    pub body: Precompressed,
     /// Strong ETag of the body, quoted.
     pub etag: HeaderValue,
     /// Headers that belong to the body, such as `X-Total-Count` and `Link`.
     pub headers: Arc<[(HeaderName, HeaderValue)]>,
-    /// The body compressed, per coding, once asked for.
-    pub encodings: Arc<Encodings>,
 }
 
 impl CachedResponse {
@@ -45,10 +43,9 @@ impl CachedResponse {
         let digest = Sha256::digest(&body);
         let etag = format!("\"{}\"", hex::encode(&digest[..12]));
         Ok(Self {
-            body: Bytes::from(body),
+            body: Precompressed::kept(body),
             etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\"")),
             headers: headers.into(),
-            encodings: Arc::default(),
         })
     }
 
@@ -108,7 +105,7 @@ impl ResponseCache {
                 // so a flood of tiny distinct searches is bounded too. The
                 // compressed forms, made later, are counted at half the body
                 // (JSON compresses to a fifth or less per coding).
-                let size = key.len() + value.body.len() * 3 / 2 + headers + 1024;
+                let size = key.len() + value.body.plain.len() * 3 / 2 + headers + 1024;
                 u32::try_from(size).unwrap_or(u32::MAX)
             })
             .time_to_live(Duration::from_secs(config.ttl_seconds))
@@ -206,12 +203,9 @@ impl<T: Send, const PAGED: bool> IntoResponse for CachedJson<T, PAGED> {
             Response::builder()
                 .status(StatusCode::OK)
                 .content_type("application/json; charset=utf-8")
-                .body(self.entry.body.clone())
+                .body(self.entry.body.plain.clone())
         };
-        resp.extensions_mut().insert(Precompressed {
-            plain: self.entry.body,
-            encodings: self.entry.encodings,
-        });
+        resp.extensions_mut().insert(self.entry.body);
         let headers = resp.headers_mut();
         headers.insert(header::ETAG, self.entry.etag);
         headers.insert(
