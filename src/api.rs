@@ -1,7 +1,7 @@
-//! The OpenAPI service: the one tags enum and the combination of every
-//! domain's API under `/api/v1`.
+//! The OpenAPI service: the combination of every domain's API under
+//! `/api/v1` (their tags live in `tags.rs`, below the domains).
 
-use poem_openapi::{OpenApiService, Tags};
+use poem_openapi::OpenApiService;
 use serde_yaml::{Mapping, Value};
 
 use crate::admin::api::AdminApi;
@@ -10,25 +10,6 @@ use crate::catalogue::api::CatalogueApi;
 use crate::health::api::HealthApi;
 use crate::orders::api::OrdersApi;
 use crate::payments::api::PaymentsApi;
-
-/// Groups of operations, in the order Swagger UI shows them.
-#[derive(Tags)]
-pub enum ApiTags {
-    /// Liveness, readiness and the health report.
-    Health,
-    /// Sign-up, sign-in, token refresh, sign-out and password reset.
-    Auth,
-    /// Accounts.
-    Users,
-    /// Offerings and their variants: browse, search, manage.
-    Catalogue,
-    /// Draft orders, read them, cancel them; enrollments.
-    Orders,
-    /// Payment provider webhooks and received payments.
-    Payments,
-    /// Admin-only views.
-    Admin,
-}
 
 /// Every domain's operations.
 pub type Apis = (

@@ -1,17 +1,17 @@
-//! Application state and the HTTP server: `Application::build` opens the
-//! database, binds the listener (port 0 works, for tests and the bench) and
-//! `run_until` serves until a shutdown signal.
+//! The composition root: `Application::build` opens the database, builds
+//! the state (`state.rs`), binds the listener (port 0 works, for tests and
+//! the bench); `routes` composes every route and layer; `run_until` serves
+//! until a shutdown signal. Nothing below imports this module.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use poem::endpoint::{BoxEndpoint, make_sync};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::web::{Data, Redirect};
+use poem::web::Redirect;
 use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, post};
 
 use crate::auth::password::PasswordHasher;
@@ -19,55 +19,16 @@ use crate::auth::token::AccessTokens;
 use crate::cache::ResponseCache;
 use crate::compression::Precompressed;
 use crate::config::Config;
+use crate::db::lock::ServeLock;
 use crate::db::{self, Db};
 use crate::health;
-use crate::health::api::{HealthResponse, ReadyResponse};
-use crate::ops::backup::ServeLock;
+use crate::ops::http::RouteTable;
 use crate::payments::dev_checkout;
 use crate::payments::provider::PaymentGateway;
 use crate::protection::layers;
 use crate::protection::limits::RateLimits;
 use crate::protection::login_guard::LoginGuard;
-use metrics_exporter_prometheus::PrometheusHandle;
-
-/// Everything a request handler may need.
-pub struct App {
-    /// The effective configuration.
-    pub config: Arc<Config>,
-    /// The database: `db.read` for queries, `db.write` for changes.
-    pub db: Db,
-    /// Ready-to-send responses of hot reads.
-    pub cache: ResponseCache,
-    /// Bounded Argon2id hashing off the runtime.
-    pub hasher: PasswordHasher,
-    /// Signs and verifies access tokens.
-    pub tokens: AccessTokens,
-    /// Token buckets per route class.
-    pub limits: RateLimits,
-    /// Per-account lockout after failed logins.
-    pub login_guard: LoginGuard,
-    /// The configured payment provider.
-    pub payments: PaymentGateway,
-    /// Base URL clients reach this server at.
-    pub public_url: String,
-    /// Renders the Prometheus exposition; `None` when metrics are off.
-    pub metrics: Option<PrometheusHandle>,
-    /// Held while serving so `restore` and a second server keep off.
-    _serve_lock: ServeLock,
-    /// When the process started, for `uptimeSeconds`.
-    pub started: Instant,
-}
-
-/// Shared handle to [`App`], cheap to clone into each request.
-#[derive(Clone)]
-pub struct AppState(pub Arc<App>);
-
-impl Deref for AppState {
-    type Target = App;
-    fn deref(&self) -> &App {
-        &self.0
-    }
-}
+use crate::state::{App, AppState};
 
 /// A server bound to its port, not yet serving.
 pub struct Application {
@@ -140,7 +101,7 @@ impl Application {
             } else {
                 None
             },
-            _serve_lock: lock,
+            serve_lock: lock,
             config,
             db,
             hasher,
@@ -176,7 +137,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_seconds);
         let mut background = vec![
-            tokio::spawn(sweep_expired_orders(self.state.clone())),
+            tokio::spawn(crate::orders::expiry::sweep_expired(self.state.clone())),
             tokio::spawn(crate::ops::backup::scheduled(self.state.clone())),
         ];
         if let Some(handle) = self.state.metrics.clone() {
@@ -193,7 +154,7 @@ impl Application {
             let listener = TcpListener::bind(addr.clone()).into_acceptor().await?;
             tracing::info!(%addr, "metrics listening");
             let app = Route::new()
-                .at("/metrics", get(metrics_endpoint))
+                .at("/metrics", get(crate::ops::http::metrics_endpoint))
                 .data(self.state.clone());
             background.push(tokio::spawn(async move {
                 if let Err(e) = Server::new_with_acceptor(listener).run(app).await {
@@ -247,8 +208,8 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
             "/openapi.yaml",
             make_sync(move |_| spec_yaml.response("application/x-yaml")),
         )
-        .at("/healthz", get(root_healthz))
-        .at("/readyz", get(root_readyz))
+        .at("/healthz", get(health::api::root_healthz))
+        .at("/readyz", get(health::api::root_readyz))
         .at("/livez", get(root_livez))
         .at("/", get(root_index))
         .at("/checkout/dev/:id", get(dev_checkout::page))
@@ -257,10 +218,14 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .at("/checkout/success", get(dev_checkout::returned))
         .at("/checkout/cancel", get(dev_checkout::returned));
     let routes = if state.config.metrics.enabled && state.config.metrics.addr.is_empty() {
-        routes.at("/metrics", get(metrics_endpoint))
+        routes.at("/metrics", get(crate::ops::http::metrics_endpoint))
     } else {
         routes
     };
+    let route_table = Arc::new(RouteTable::from_spec(
+        &crate::api::service().spec(),
+        crate::api::BASE_PATH,
+    ));
     let server = Arc::new(state.config.server.clone());
     let cors = layers::cors(&server);
     let security = layers::security_headers(&server);
@@ -271,57 +236,9 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(crate::compression::compress)
         .catch_all_error(crate::error::problem_from_poem_error)
-        .around(crate::ops::http::observe)
+        .around(move |ep, req| crate::ops::http::observe(ep, req, route_table.clone()))
         .with(security)
         .boxed()
-}
-
-/// Persists EXPIRED on overdue pending orders (reads already show them as
-/// expired) and drops expired idempotency keys, every few seconds.
-async fn sweep_expired_orders(state: AppState) {
-    let period = Duration::from_secs(state.config.orders.expiry_sweep_seconds);
-    let mut tick = tokio::time::interval(period);
-    loop {
-        tick.tick().await;
-        let swept = state
-            .db
-            .write(|conn| Ok(crate::orders::repo::sweep(conn, &crate::clock::now())?))
-            .await;
-        match swept {
-            Ok(0) => {}
-            Ok(n) => {
-                crate::ops::metrics::order_transition("PENDING_PAYMENT", "EXPIRED", n as u64);
-                tracing::info!(expired = n, "pending orders expired");
-            }
-            Err(e) => tracing::warn!(error = ?e, "expiry sweep failed"),
-        }
-    }
-}
-
-/// `GET /metrics`: the Prometheus text exposition.
-#[handler]
-fn metrics_endpoint(state: Data<&AppState>) -> poem::Response {
-    let Some(handle) = &state.metrics else {
-        return poem::Response::builder()
-            .status(poem::http::StatusCode::NOT_FOUND)
-            .finish();
-    };
-    let stats = state.cache.stats();
-    metrics::gauge!(crate::ops::metrics::CACHE_ENTRIES, "cache" => "responses")
-        .set(stats.entries as f64);
-    poem::Response::builder()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(handle.render())
-}
-
-#[handler]
-async fn root_healthz(state: Data<&AppState>) -> HealthResponse {
-    health::report(&state).await.into()
-}
-
-#[handler]
-async fn root_readyz(state: Data<&AppState>) -> ReadyResponse {
-    health::readiness(&state).await.into()
 }
 
 /// The framework's own ceiling: a constant answer that touches nothing.

@@ -21,4 +21,6 @@ pub mod orders;
 pub mod paging;
 pub mod payments;
 pub mod protection;
+pub mod state;
+pub mod tags;
 pub mod text;

@@ -7,13 +7,13 @@ use poem_openapi::payload::Json;
 
 use super::model::Reconciliation;
 use super::repo;
-use crate::api::ApiTags;
-use crate::app::AppState;
 use crate::auth::model::{OutboxMessage, Role};
 use crate::auth::{BearerAuth, repo as auth_repo};
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
 use crate::paging::{Page, Paged};
+use crate::state::AppState;
+use crate::tags::ApiTags;
 
 pub struct AdminApi;
 

@@ -14,11 +14,11 @@ use super::model::{
 };
 use super::token::{random_token, token_hash};
 use super::{BearerAuth, repo};
-use crate::api::ApiTags;
-use crate::app::AppState;
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
 use crate::paging::{Page, Paged};
+use crate::state::AppState;
+use crate::tags::ApiTags;
 
 pub struct AuthApi;
 

@@ -11,8 +11,8 @@ use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-use crate::app::AppState;
 use crate::error::Error;
+use crate::state::AppState;
 use model::Role;
 
 /// Who is calling, from a verified access token.

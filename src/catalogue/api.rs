@@ -10,14 +10,14 @@ use poem_openapi::{ApiResponse, Enum, OpenApi, SecurityScheme};
 use super::input::{CreateOffering, UpdateOffering, slug_from_title};
 use super::model::{NewOffering, Offering, OfferingStatus, OfferingType};
 use super::repo::{self, ListFilter, Sort};
-use crate::api::ApiTags;
-use crate::app::AppState;
 use crate::auth::model::Role;
 use crate::auth::{BearerAuth, Principal};
 use crate::cache::{CachedJson, CachedResponse, PRIVATE_CACHE_CONTROL, PUBLIC_CACHE_CONTROL};
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
 use crate::paging::Page;
+use crate::state::AppState;
+use crate::tags::ApiTags;
 use crate::text::Text;
 
 pub struct CatalogueApi;

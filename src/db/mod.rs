@@ -12,6 +12,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 
+pub mod lock;
+
 use crate::config::DatabaseConfig;
 use crate::error::Error;
 

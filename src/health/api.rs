@@ -5,8 +5,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::model::{CheckStatus, Health, Liveness, Readiness};
-use crate::api::ApiTags;
-use crate::app::AppState;
+use crate::state::AppState;
+use crate::tags::ApiTags;
 
 pub struct HealthApi;
 
@@ -91,4 +91,17 @@ impl HealthApi {
             status: CheckStatus::Up,
         })
     }
+}
+
+/// `GET /healthz` at the root, outside the base path, for probes and load
+/// balancers.
+#[poem::handler]
+pub async fn root_healthz(state: Data<&AppState>) -> HealthResponse {
+    super::report(&state).await.into()
+}
+
+/// `GET /readyz` at the root.
+#[poem::handler]
+pub async fn root_readyz(state: Data<&AppState>) -> ReadyResponse {
+    super::readiness(&state).await.into()
 }

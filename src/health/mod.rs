@@ -6,8 +6,8 @@ pub mod model;
 
 use std::time::Instant;
 
-use crate::app::AppState;
 use crate::db;
+use crate::state::AppState;
 use model::{CacheCheck, CheckStatus, DatabaseCheck, Health, Readiness, Services, SystemFigures};
 
 /// Runs every check and reports the worst status.

@@ -3,15 +3,17 @@
 //! a valid `X-Request-Id` or is generated, and is echoed in the response.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use poem::PathPattern;
 use poem::http::HeaderValue;
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::web::Data;
+use poem::{Endpoint, IntoResponse, Request, Response, handler};
 
 use super::metrics::{HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS};
 use crate::error::problem_from_poem_error;
+use crate::state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -46,19 +48,21 @@ struct SpecPath {
     methods: Vec<String>,
 }
 
-/// The spec's paths, read once, indexed by shape; poem-openapi names its
-/// route parameters `param0`, `param1` internally, so shapes match them.
-fn spec_paths() -> &'static HashMap<String, SpecPath> {
-    static PATHS: OnceLock<HashMap<String, SpecPath>> = OnceLock::new();
-    PATHS.get_or_init(|| {
-        let spec: serde_json::Value =
-            serde_json::from_str(&crate::api::service().spec()).unwrap_or_default();
-        let Some(paths) = spec["paths"].as_object() else {
-            return HashMap::new();
-        };
+/// The spec's paths indexed by shape, built once by the composition root
+/// from the OpenAPI document and handed to [`observe`]; poem-openapi names
+/// its route parameters `param0`, `param1` internally, so shapes match them.
+pub struct RouteTable {
+    by_shape: HashMap<String, SpecPath>,
+}
+
+impl RouteTable {
+    /// Reads the paths of an OpenAPI document (JSON) whose paths are
+    /// relative to `base_path`.
+    pub fn from_spec(spec_json: &str, base_path: &str) -> Self {
+        let spec: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
         let mut by_shape: HashMap<String, SpecPath> = HashMap::new();
-        for (path, item) in paths {
-            let template = format!("{}{path}", crate::api::BASE_PATH);
+        for (path, item) in spec["paths"].as_object().into_iter().flatten() {
+            let template = format!("{base_path}{path}");
             let methods: Vec<String> = item
                 .as_object()
                 .map(|ops| ops.keys().map(|m| m.to_ascii_uppercase()).collect())
@@ -72,45 +76,46 @@ fn spec_paths() -> &'static HashMap<String, SpecPath> {
             entry.template = template;
             entry.methods.extend(methods);
         }
-        by_shape
-    })
-}
-
-/// The methods the spec lists for a concrete request path, as an `Allow`
-/// header value (RFC 9110 asks for one on every 405).
-fn allowed_methods(path: &str) -> Option<String> {
-    let wanted: Vec<&str> = path.split('/').collect();
-    let mut allowed: Vec<&str> = spec_paths()
-        .values()
-        .filter(|p| {
-            let segments: Vec<&str> = p.template.split('/').collect();
-            segments.len() == wanted.len()
-                && segments
-                    .iter()
-                    .zip(&wanted)
-                    .all(|(s, w)| s == w || (s.starts_with('{') && !w.is_empty()))
-        })
-        .flat_map(|p| p.methods.iter().map(String::as_str))
-        .collect();
-    allowed.sort_unstable();
-    allowed.dedup();
-    (!allowed.is_empty()).then(|| allowed.join(", "))
-}
-
-/// The label of a matched route: its template from the spec, else the
-/// pattern with `:name` written `{name}`.
-fn template(pattern: &str) -> String {
-    if let Some(known) = spec_paths().get(&shape(pattern)) {
-        return known.template.clone();
+        Self { by_shape }
     }
-    pattern
-        .split('/')
-        .map(|seg| match seg.strip_prefix(':') {
-            Some(name) => format!("{{{name}}}"),
-            None => seg.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+
+    /// The methods the spec lists for a concrete request path, as an `Allow`
+    /// header value (RFC 9110 asks for one on every 405).
+    fn allowed_methods(&self, path: &str) -> Option<String> {
+        let wanted: Vec<&str> = path.split('/').collect();
+        let mut allowed: Vec<&str> = self
+            .by_shape
+            .values()
+            .filter(|p| {
+                let segments: Vec<&str> = p.template.split('/').collect();
+                segments.len() == wanted.len()
+                    && segments
+                        .iter()
+                        .zip(&wanted)
+                        .all(|(s, w)| s == w || (s.starts_with('{') && !w.is_empty()))
+            })
+            .flat_map(|p| p.methods.iter().map(String::as_str))
+            .collect();
+        allowed.sort_unstable();
+        allowed.dedup();
+        (!allowed.is_empty()).then(|| allowed.join(", "))
+    }
+
+    /// The label of a matched route: its template from the spec, else the
+    /// pattern with `:name` written `{name}`.
+    fn template(&self, pattern: &str) -> String {
+        if let Some(known) = self.by_shape.get(&shape(pattern)) {
+            return known.template.clone();
+        }
+        pattern
+            .split('/')
+            .map(|seg| match seg.strip_prefix(':') {
+                Some(name) => format!("{{{name}}}"),
+                None => seg.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
 }
 
 fn status_class(status: u16) -> &'static str {
@@ -138,7 +143,12 @@ impl Drop for InFlight {
     }
 }
 
-pub async fn observe<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+/// Logs and measures one request; the outermost layer but one.
+pub async fn observe<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    routes: Arc<RouteTable>,
+) -> poem::Result<Response> {
     let started = Instant::now();
     let _in_flight = InFlight::start();
     let request_id = req
@@ -157,14 +167,16 @@ pub async fn observe<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Resp
     };
     let status = resp.status().as_u16();
     let route = match resp.data::<PathPattern>() {
-        Some(pattern) => template(&pattern.0),
+        Some(pattern) => routes.template(&pattern.0),
         None if status == 429 => "(rate limited)".to_string(),
         None => "(unmatched)".to_string(),
     };
     let elapsed = started.elapsed();
     if status == 405
         && !resp.headers().contains_key(poem::http::header::ALLOW)
-        && let Some(allow) = allowed_methods(&path).and_then(|a| HeaderValue::from_str(&a).ok())
+        && let Some(allow) = routes
+            .allowed_methods(&path)
+            .and_then(|a| HeaderValue::from_str(&a).ok())
     {
         resp.headers_mut().insert(poem::http::header::ALLOW, allow);
     }
@@ -188,12 +200,39 @@ pub async fn observe<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Resp
     Ok(resp)
 }
 
+/// `GET /metrics`: the Prometheus text exposition.
+#[handler]
+pub fn metrics_endpoint(state: Data<&AppState>) -> poem::Response {
+    let Some(handle) = &state.metrics else {
+        return poem::Response::builder()
+            .status(poem::http::StatusCode::NOT_FOUND)
+            .finish();
+    };
+    let stats = state.cache.stats();
+    metrics::gauge!(crate::ops::metrics::CACHE_ENTRIES, "cache" => "responses")
+        .set(stats.entries as f64);
+    poem::Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle.render())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The shape of poem-openapi's document, trimmed to what is read.
+    const SPEC: &str = r#"{"paths": {
+        "/offerings": {"get": {}, "post": {}},
+        "/offerings/{id}": {"patch": {}},
+        "/offerings/{slug}": {"get": {}},
+        "/orders/{id}/cancel": {"post": {}}
+    }}"#;
+
     #[test]
     fn route_templates_and_request_ids() {
+        let routes = RouteTable::from_spec(SPEC, "/api/v1");
+        let template = |p: &str| routes.template(p);
+        let allowed_methods = |p: &str| routes.allowed_methods(p);
         assert_eq!(
             template("/api/v1/offerings/{param0}"),
             "/api/v1/offerings/{slug}"

@@ -8,13 +8,13 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::draft::{self, Drafted};
 use super::model::{DraftOrderRequest, Enrollment, Order, OrderStatus};
 use super::repo::{self, OrderFilter};
-use crate::api::ApiTags;
-use crate::app::AppState;
 use crate::auth::BearerAuth;
 use crate::auth::model::Role;
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
 use crate::paging::{Page, Paged};
+use crate::state::AppState;
+use crate::tags::ApiTags;
 
 pub struct OrdersApi;
 

@@ -5,11 +5,11 @@ use sha2::{Digest, Sha256};
 
 use super::model::{DraftItem, NewItem, Order, OrderStatus};
 use super::repo::{self, NewOrder};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::catalogue::model::OfferingStatus;
 use crate::catalogue::repo as catalogue;
 use crate::error::Error;
+use crate::state::AppState;
 
 /// Most items one order may hold.
 pub const MAX_ITEMS: usize = 20;

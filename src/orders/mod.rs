@@ -3,5 +3,6 @@
 
 pub mod api;
 pub mod draft;
+pub mod expiry;
 pub mod model;
 pub mod repo;

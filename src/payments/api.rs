@@ -12,13 +12,13 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, 
 
 use super::model::{Payment, WebhookAck};
 use super::{repo, webhook};
-use crate::api::ApiTags;
-use crate::app::AppState;
 use crate::auth::BearerAuth;
 use crate::auth::model::Role;
 use crate::error::ApiResult;
 use crate::error::declared::*;
 use crate::paging::{Page, Paged};
+use crate::state::AppState;
+use crate::tags::ApiTags;
 
 pub struct PaymentsApi;
 

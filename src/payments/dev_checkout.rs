@@ -10,11 +10,11 @@ use poem::{IntoResponse, Response, handler};
 use serde_json::json;
 
 use super::webhook;
-use crate::app::AppState;
 use crate::error::Error;
 use crate::orders::model::{Order, OrderStatus};
 use crate::orders::repo as orders;
 use crate::payments::model::PaymentProvider;
+use crate::state::AppState;
 
 async fn load(state: &AppState, id: String) -> Result<Order, Error> {
     if state.payments.kind() != PaymentProvider::Dev {

@@ -12,10 +12,10 @@ use sha2::Sha256;
 
 use super::model::{PaymentProvider, WebhookAck, WebhookOutcome};
 use super::repo::{self, EventRecord};
-use crate::app::AppState;
 use crate::error::Error;
 use crate::orders::model::OrderStatus;
 use crate::orders::repo as orders;
+use crate::state::AppState;
 
 type HmacSha256 = Hmac<Sha256>;
 

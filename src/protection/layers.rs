@@ -11,10 +11,10 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 
 use super::client_ip::client_ip;
 use super::limits::{Class, Decision};
-use crate::app::AppState;
 use crate::auth::{VerifiedBearer, principal_of};
 use crate::config::ServerConfig;
 use crate::error::{Error, problem_from_poem_error};
+use crate::state::AppState;
 
 /// The limit class of a request, or `None` for what the general buckets do
 /// not cover: health probes, metrics and the payment webhook (Stripe must

@@ -10,6 +10,7 @@ mod docs;
 mod fake_stripe;
 mod health;
 mod helpers;
+mod layout;
 mod migrations;
 mod ops;
 mod orders;

@@ -1,0 +1,28 @@
+//! Expiry of unpaid orders: reads already show an overdue pending order as
+//! EXPIRED; this background task makes it so in the database.
+
+use std::time::Duration;
+
+use crate::state::AppState;
+
+/// Persists EXPIRED on overdue pending orders (reads already show them as
+/// expired) and drops expired idempotency keys, every few seconds.
+pub async fn sweep_expired(state: AppState) {
+    let period = Duration::from_secs(state.config.orders.expiry_sweep_seconds);
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let swept = state
+            .db
+            .write(|conn| Ok(super::repo::sweep(conn, &crate::clock::now())?))
+            .await;
+        match swept {
+            Ok(0) => {}
+            Ok(n) => {
+                crate::ops::metrics::order_transition("PENDING_PAYMENT", "EXPIRED", n as u64);
+                tracing::info!(expired = n, "pending orders expired");
+            }
+            Err(e) => tracing::warn!(error = ?e, "expiry sweep failed"),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The application state every handler and background task reads: the
+//! configuration, the database, the cache, the protections and the payment
+//! provider. It sits low in the house: domains import it, and it imports no
+//! domain API and nothing from `app.rs`, which builds it.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::password::PasswordHasher;
+use crate::auth::token::AccessTokens;
+use crate::cache::ResponseCache;
+use crate::config::Config;
+use crate::db::Db;
+use crate::db::lock::ServeLock;
+use crate::payments::provider::PaymentGateway;
+use crate::protection::limits::RateLimits;
+use crate::protection::login_guard::LoginGuard;
+
+/// Everything a request handler may need.
+pub struct App {
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    /// The database: `db.read` for queries, `db.write` for changes.
+    pub db: Db,
+    /// Ready-to-send responses of hot reads.
+    pub cache: ResponseCache,
+    /// Bounded Argon2id hashing off the runtime.
+    pub hasher: PasswordHasher,
+    /// Signs and verifies access tokens.
+    pub tokens: AccessTokens,
+    /// Token buckets per route class.
+    pub limits: RateLimits,
+    /// Per-account lockout after failed logins.
+    pub login_guard: LoginGuard,
+    /// The configured payment provider.
+    pub payments: PaymentGateway,
+    /// Base URL clients reach this server at.
+    pub public_url: String,
+    /// Renders the Prometheus exposition; `None` when metrics are off.
+    pub metrics: Option<PrometheusHandle>,
+    /// Held while serving so `restore` and a second server keep off; never
+    /// read, released when the state is dropped.
+    pub serve_lock: ServeLock,
+    /// When the process started, for `uptimeSeconds`.
+    pub started: Instant,
+}
+
+/// Shared handle to [`App`], cheap to clone into each request.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
