@@ -25,8 +25,10 @@ from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-# Routes the general rate limits do not cover (src/protection/layers.rs).
-UNLIMITED = {"/healthz", "/health", "/readyz", "/livez", "/payments/webhooks/stripe"}
+# Routes outside admission and the budgets (src/protection/layers.rs,
+# `is_probe`); every other route can answer 429 (its address has too many
+# requests in progress) and 503 (overloaded).
+UNLIMITED = {"/healthz", "/health", "/readyz", "/livez"}
 # Health probes answer 503 with their own report, not a problem document.
 OWN_503 = {"/healthz", "/health", "/readyz"}
 # Touches nothing, so it cannot time out.

@@ -101,7 +101,7 @@ fn sample_detail(status: u16) -> &'static str {
         413 => "the body is larger than the server accepts",
         415 => "the body must be application/json",
         422 => "all items must be in one currency",
-        429 => "too many requests; retry in 1 s",
+        429 => "too many requests in progress from your address; retry in 1 s",
         502 => "the payment provider did not answer as expected",
         503 => "the server is busy; retry shortly",
         _ => "the server could not answer; the problem is logged",
@@ -117,8 +117,10 @@ fn add_problem_examples(doc: &mut Value) {
         .filter_map(Value::as_mapping_mut)
         .flat_map(|item| item.values_mut());
     for op in operations {
-        // Sign-in is the one 401 that is not about a token.
-        let login = op.get("operationId").and_then(Value::as_str) == Some("login");
+        // Sign-in and the webhook are the 401s that are not about a token.
+        let operation = op.get("operationId").and_then(Value::as_str);
+        let login = operation == Some("login");
+        let webhook = operation == Some("stripeWebhook");
         let Some(responses) = op.get_mut("responses").and_then(Value::as_mapping_mut) else {
             continue;
         };
@@ -141,6 +143,8 @@ fn add_problem_examples(doc: &mut Value) {
                     "AUTH_INVALID_CREDENTIALS",
                     "the email or password is incorrect",
                 ),
+                401 if webhook => ("WEBHOOK_SIGNATURE_INVALID", "no v1 signature matches"),
+                503 if login => ("OVERLOADED", "too many sign-ins at once, retry shortly"),
                 n => (crate::error::code_for_status(status), sample_detail(n)),
             };
             let mut example = Mapping::new();

@@ -25,6 +25,7 @@ use crate::health;
 use crate::ops::http::RouteTable;
 use crate::payments::dev_checkout;
 use crate::payments::provider::PaymentGateway;
+use crate::protection::admission::Admission;
 use crate::protection::layers;
 use crate::protection::limits::RateLimits;
 use crate::protection::login_guard::LoginGuard;
@@ -93,6 +94,7 @@ impl Application {
         let state = AppState(Arc::new(App {
             cache: ResponseCache::new(&config.cache),
             limits: RateLimits::new(&config.rate_limit),
+            admission: Admission::new(&config.server, config.rate_limit.max_keys),
             login_guard: LoginGuard::new(&config.rate_limit),
             payments,
             public_url,
@@ -232,6 +234,7 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     routes
         .around(move |ep, req| layers::request_limits(ep, req, server.clone()))
         .around(layers::rate_limit)
+        .around(layers::admit)
         .data(state)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(crate::compression::compress)

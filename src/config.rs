@@ -59,6 +59,14 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Send Strict-Transport-Security (set when served over TLS).
     pub hsts: bool,
+    /// Requests in progress across all clients; past it new ones are shed
+    /// with 503 `OVERLOADED`. 0: no cap.
+    pub max_in_flight: u32,
+    /// Requests one client address may have in progress at once; more wait
+    /// their turn (fairness, in the spirit of nginx `limit_conn`). 0: no cap.
+    pub client_max_in_flight: u32,
+    /// How long a request waits for its address's turn before it gets 429.
+    pub client_queue_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +81,9 @@ impl Default for ServerConfig {
             idle_timeout_seconds: 60,
             cors_origins: Vec::new(),
             hsts: false,
+            max_in_flight: 512,
+            client_max_in_flight: 8,
+            client_queue_ms: 2_000,
         }
     }
 }
@@ -349,17 +360,18 @@ pub struct ClassLimit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
-    /// Master switch for every rate limit and the login lockout.
+    /// Master switch for the budgets, the failure throttle and the login
+    /// lockout (not for the in-flight caps of `[server]`).
     pub enabled: bool,
     /// Most keys (users or addresses) remembered per class; idle ones go first.
     pub max_keys: u64,
-    /// Login, register, refresh, logout, password reset; per client address.
-    pub auth: ClassLimit,
-    /// Public reads; per user when signed in, else per address.
-    pub public: ClassLimit,
-    /// Changes (orders, offerings, checkout actions).
+    /// Failures charged to a client address (wrong passwords, refused
+    /// sign-ups, bad refresh, reset or access tokens, reset requests); once
+    /// spent, the address is refused on the credential routes.
+    pub failures: ClassLimit,
+    /// Changes (orders, offerings, checkout actions); per signed-in user.
     pub writes: ClassLimit,
-    /// Admin views.
+    /// Admin views; per admin.
     pub admin: ClassLimit,
     /// Failed logins of one account before it is locked.
     pub login_free_failures: u32,
@@ -374,21 +386,17 @@ impl Default for RateLimitConfig {
         Self {
             enabled: true,
             max_keys: 100_000,
-            auth: ClassLimit {
-                per_minute: 60,
-                burst: 20,
-            },
-            public: ClassLimit {
-                per_minute: 1_200,
-                burst: 200,
+            failures: ClassLimit {
+                per_minute: 10,
+                burst: 30,
             },
             writes: ClassLimit {
-                per_minute: 300,
-                burst: 60,
+                per_minute: 600,
+                burst: 300,
             },
             admin: ClassLimit {
-                per_minute: 1_200,
-                burst: 200,
+                per_minute: 3_000,
+                burst: 600,
             },
             login_free_failures: 5,
             login_lockout_base_ms: 1_000,
@@ -523,14 +531,14 @@ impl Config {
             ),
             ("rate_limit.max_keys", r.max_keys >= 1, "must be at least 1"),
             (
-                "rate_limit.auth",
-                r.auth.per_minute >= 1 && r.auth.burst >= 1,
+                "rate_limit.failures",
+                r.failures.per_minute >= 1 && r.failures.burst >= 1,
                 "per_minute and burst must be at least 1",
             ),
             (
-                "rate_limit.public",
-                r.public.per_minute >= 1 && r.public.burst >= 1,
-                "per_minute and burst must be at least 1",
+                "server.client_queue_ms",
+                self.server.client_queue_ms <= 60_000,
+                "must be at most 60000",
             ),
             (
                 "rate_limit.writes",

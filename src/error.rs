@@ -142,6 +142,14 @@ impl Error {
         e
     }
 
+    /// 503 `OVERLOADED` with `Retry-After`: the server sheds load it cannot
+    /// take on now (too much in progress, the hashing queue full).
+    pub fn overloaded(detail: impl Into<String>, retry_after_seconds: u64) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED", detail);
+        e.retry_after = Some(retry_after_seconds);
+        e
+    }
+
     /// 500: a bug or an unexpected failure. The cause goes to the log only.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         let mut e = Self::new(
@@ -419,7 +427,7 @@ const DECLARED_STATUSES: [(u32, u16, &str); 12] = [
     (
         declared::TOO_MANY_REQUESTS,
         429,
-        "Rate limit exceeded; see Retry-After.",
+        "Throttled: a budget is spent, this address failed too often, or it has too many requests in progress; see Retry-After.",
     ),
     (declared::INTERNAL, 500, "Unexpected server failure."),
     (declared::BAD_GATEWAY, 502, "The payment provider failed."),

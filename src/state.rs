@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::db::lock::ServeLock;
 use crate::payments::provider::PaymentGateway;
+use crate::protection::admission::Admission;
 use crate::protection::limits::RateLimits;
 use crate::protection::login_guard::LoginGuard;
 
@@ -31,8 +32,11 @@ pub struct App {
     pub hasher: PasswordHasher,
     /// Signs and verifies access tokens.
     pub tokens: AccessTokens,
-    /// Token buckets per route class.
+    /// Budgets per user and the failure throttle per address.
     pub limits: RateLimits,
+    /// In-flight caps: per client address (fairness) and server-wide
+    /// (load shedding).
+    pub admission: Admission,
     /// Per-account lockout after failed logins.
     pub login_guard: LoginGuard,
     /// The configured payment provider.

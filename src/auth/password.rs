@@ -264,7 +264,7 @@ impl PasswordHasher {
         metrics::gauge!(HASH_WAITING).decrement(1.0);
         metrics::histogram!(HASH_WAIT).record(queued.elapsed().as_secs_f64());
         let permit = permit
-            .map_err(|_| Error::unavailable("too many sign-ins at once, retry shortly", 1))?
+            .map_err(|_| Error::overloaded("too many sign-ins at once, retry shortly", 1))?
             .map_err(|_| Error::unavailable("the server is shutting down", 1))?;
         let (done, result) = tokio::sync::oneshot::channel();
         self.jobs

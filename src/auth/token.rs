@@ -72,18 +72,34 @@ impl AccessTokens {
     /// The claims of a valid token; 401 for anything expired, tampered,
     /// signed with another key or meant for another issuer or audience.
     pub fn verify(&self, token: &str) -> Result<Claims, Error> {
+        self.check(token).map_err(|rejection| {
+            let detail = match rejection {
+                Rejection::Expired => "the access token has expired",
+                Rejection::Invalid => "the access token is invalid",
+            };
+            Error::unauthorized("AUTH_TOKEN_INVALID", detail)
+        })
+    }
+
+    /// [`verify`](Self::verify), telling an expired token (once genuine: an
+    /// honest client refreshes it) from one this server never signed.
+    pub fn check(&self, token: &str) -> Result<Claims, Rejection> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
-            .map_err(|e| {
-                let detail = match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                        "the access token has expired"
-                    }
-                    _ => "the access token is invalid",
-                };
-                Error::unauthorized("AUTH_TOKEN_INVALID", detail)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Rejection::Expired,
+                _ => Rejection::Invalid,
             })
     }
+}
+
+/// Why an access token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Signed here, but past its `exp`.
+    Expired,
+    /// Malformed, tampered, signed with another key, or for another audience.
+    Invalid,
 }
 
 /// Seconds since the Unix epoch.

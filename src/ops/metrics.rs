@@ -10,6 +10,7 @@ pub const HTTP_REQUESTS: &str = "wemaster_http_requests_total";
 pub const HTTP_DURATION: &str = "wemaster_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "wemaster_http_requests_in_flight";
 pub const RATE_LIMITED: &str = "wemaster_rate_limited_total";
+pub const SHED: &str = "wemaster_shed_total";
 pub const LOGIN_LOCKOUTS: &str = "wemaster_login_lockouts_total";
 pub const CACHE_LOOKUPS: &str = "wemaster_cache_lookups_total";
 pub const CACHE_ENTRIES: &str = "wemaster_cache_entries";

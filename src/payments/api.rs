@@ -146,7 +146,8 @@ impl PaymentsApi {
     ///
     /// Receives Stripe events. The `Stripe-Signature` header must carry a
     /// valid HMAC-SHA256 of the raw body made with the configured webhook
-    /// secret, at most 5 minutes old; otherwise 400 and nothing is recorded.
+    /// secret, at most 5 minutes old; otherwise 401 `WEBHOOK_SIGNATURE_INVALID`
+    /// and nothing is recorded. A signed body that is not an event is a 400.
     /// Each event id is applied once (`alreadyProcessed` on repeats). Events
     /// only move orders forward: paid, failed, expired, refunded. Events for
     /// unknown orders or with a wrong amount are recorded, acknowledged and
@@ -163,7 +164,8 @@ impl PaymentsApi {
         #[oai(name = "Stripe-Signature")]
         signature: Header<Option<String>>,
         body: RawJson,
-    ) -> ApiResult<Json<WebhookAck>, { JSON_BODY | SERVER }> {
+    ) -> ApiResult<Json<WebhookAck>, { JSON_BODY | UNAUTHORIZED | TOO_MANY_REQUESTS | SERVER }>
+    {
         Ok(Json(
             webhook::receive(&state, &body.0, signature.0.as_deref()).await?,
         ))

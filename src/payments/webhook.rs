@@ -20,7 +20,7 @@ use crate::state::AppState;
 type HmacSha256 = Hmac<Sha256>;
 
 fn invalid(detail: &str) -> Error {
-    Error::bad_request("WEBHOOK_SIGNATURE_INVALID", detail)
+    Error::unauthorized("WEBHOOK_SIGNATURE_INVALID", detail)
 }
 
 /// Checks a `Stripe-Signature` header (`t=...,v1=...[,v1=...]`) for

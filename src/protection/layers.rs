@@ -1,6 +1,7 @@
-//! The HTTP layers of protection, applied around every route in
-//! `app::routes`: rate limits, request body and time limits, CORS and
-//! security headers.
+//! The HTTP layers of protection, applied around every route by the
+//! composition root: admission (fairness and load shedding), budgets and
+//! the failure throttle, request body and time limits, CORS and security
+//! headers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,18 +10,19 @@ use poem::http::{HeaderValue, Method, header};
 use poem::middleware::{Cors, SetHeader};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
+use super::admission::{Refusal, group};
 use super::client_ip::client_ip;
 use super::limits::{Class, Decision};
-use crate::auth::{VerifiedBearer, principal_of};
+use crate::auth::token::Rejection;
+use crate::auth::{Principal, VerifiedBearer};
 use crate::config::ServerConfig;
 use crate::error::{Error, problem_from_poem_error};
 use crate::state::AppState;
 
-/// The limit class of a request, or `None` for what the general buckets do
-/// not cover: health probes, metrics and the payment webhook (Stripe must
-/// always get through; its deliveries are verified instead).
-pub fn classify(method: &Method, path: &str) -> Option<Class> {
-    const UNLIMITED: [&str; 9] = [
+/// Routes outside admission and the budgets: health probes and metrics
+/// must answer under any load, and touch nothing worth protecting.
+fn is_probe(path: &str) -> bool {
+    const PROBES: [&str; 8] = [
         "/healthz",
         "/readyz",
         "/livez",
@@ -29,13 +31,32 @@ pub fn classify(method: &Method, path: &str) -> Option<Class> {
         "/api/v1/health",
         "/api/v1/readyz",
         "/api/v1/livez",
-        "/api/v1/payments/webhooks/stripe",
     ];
-    if UNLIMITED.contains(&path) {
+    PROBES.contains(&path)
+}
+
+const WEBHOOK: &str = "/api/v1/payments/webhooks/stripe";
+
+/// Routes that check a credential (a password, a refresh or reset token)
+/// or send mail: an address throttled for failures is refused on these.
+fn is_credential_route(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/v1/auth/login"
+            | "/api/v1/auth/register"
+            | "/api/v1/auth/refresh"
+            | "/api/v1/auth/forgot-password"
+            | "/api/v1/auth/reset-password"
+    )
+}
+
+/// The budget class of a request, or `None` for what no budget covers:
+/// probes, the credential routes (their failures are charged instead),
+/// the payment webhook (Stripe must always get through; its deliveries are
+/// verified instead) and reads, which are not rationed.
+pub fn classify(method: &Method, path: &str) -> Option<Class> {
+    if is_probe(path) || path == WEBHOOK || path.starts_with("/api/v1/auth/") {
         return None;
-    }
-    if path.starts_with("/api/v1/auth/") && path != "/api/v1/auth/me" {
-        return Some(Class::Auth);
     }
     let admin = path.starts_with("/api/v1/admin/")
         || path == "/api/v1/users"
@@ -45,9 +66,28 @@ pub fn classify(method: &Method, path: &str) -> Option<Class> {
         return Some(Class::Admin);
     }
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        Some(Class::Public)
+        None
     } else {
         Some(Class::Writes)
+    }
+}
+
+/// Whether an answer is a failure the client's address is charged for:
+/// a wrong password or refresh token, a refused sign-up, a bad reset
+/// token, a reset request (it sends mail), or a bearer token this server
+/// never signed. Not charged: successes, a missing token (an anonymous page
+/// asking who is signed in), an expired one (its holder refreshes), and
+/// the webhook (Stripe's failures are its own, and a forged delivery is
+/// refused by its signature).
+fn is_charged_failure(path: &str, status: u16, forged_bearer: bool) -> bool {
+    if path == WEBHOOK || status == 429 || status >= 500 {
+        return false;
+    }
+    match path {
+        "/api/v1/auth/forgot-password" => true,
+        "/api/v1/auth/login" | "/api/v1/auth/refresh" => status == 401,
+        "/api/v1/auth/register" | "/api/v1/auth/reset-password" => status >= 400,
+        _ => forged_bearer && status == 401,
     }
 }
 
@@ -58,44 +98,108 @@ fn set_rate_headers(resp: &mut Response, d: &Decision) {
     headers.insert("ratelimit-reset", HeaderValue::from(d.reset_seconds));
 }
 
-/// Token buckets per class, keyed by user id for signed-in calls and by
-/// client address otherwise.
+fn refusal(error: Error) -> Response {
+    poem::error::ResponseError::as_response(&error)
+}
+
+/// Fairness per client address and load shedding (see `admission.rs`);
+/// probes pass untouched.
+pub async fn admit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let Some(state) = req.data::<AppState>().cloned() else {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    };
+    if is_probe(req.uri().path()) {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    }
+    let client = client_ip(&req, &state.config.server.trusted_proxies);
+    let _ticket = match state.admission.admit(client).await {
+        Ok(ticket) => ticket,
+        Err(Refusal::ClientBusy) => {
+            metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => "in_flight")
+                .increment(1);
+            return Ok(refusal(Error::too_many_requests(
+                "too many requests in progress from your address; retry in 1 s",
+                1,
+            )));
+        }
+        Err(Refusal::Overloaded) => {
+            metrics::counter!(crate::ops::metrics::SHED).increment(1);
+            return Ok(refusal(Error::overloaded(
+                "the server is at capacity; retry in 1 s",
+                1,
+            )));
+        }
+    };
+    match ep.call(req).await {
+        Ok(resp) => Ok(resp.into_response()),
+        Err(err) => Ok(problem_from_poem_error(err).await),
+    }
+}
+
+/// Budgets per user (per address when anonymous) for writes and admin
+/// views, and the failure throttle per address: failures are charged after
+/// the answer, and an address that spent its failures is refused on the
+/// credential routes and whenever it presents a forged token.
 pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
     let Some(state) = req.data::<AppState>().cloned() else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
-    let class = classify(req.method(), req.uri().path());
-    let Some(class) = class.filter(|_| state.limits.enabled()) else {
+    let path = req.uri().path().to_string();
+    if !state.limits.enabled() || is_probe(&path) {
         return ep.call(req).await.map(IntoResponse::into_response);
-    };
-    let verified = req
+    }
+    let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|token| {
-            let principal = principal_of(&state, token).ok()?;
-            Some(VerifiedBearer {
-                token: token.to_string(),
-                principal,
-            })
-        });
+        .map(str::to_string);
+    let mut forged_bearer = false;
+    let verified = bearer.and_then(|token| match state.tokens.check(&token) {
+        Ok(claims) => Some(VerifiedBearer {
+            token,
+            principal: Principal {
+                user_id: claims.sub,
+                role: claims.role,
+            },
+        }),
+        Err(rejection) => {
+            forged_bearer = rejection == Rejection::Invalid;
+            None
+        }
+    });
+    let address = match client_ip(&req, &state.config.server.trusted_proxies) {
+        Some(ip) => format!("ip:{}", group(ip)),
+        None => "ip:unknown".to_string(),
+    };
+    if (forged_bearer || is_credential_route(&path))
+        && let Some(wait) = state.limits.failures.retry_after(&address)
+    {
+        metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => "failures").increment(1);
+        let mut resp = refusal(Error::too_many_requests(
+            format!("too many failed attempts from your address; retry in {wait} s"),
+            wait,
+        ));
+        resp.headers_mut()
+            .insert("ratelimit-remaining", HeaderValue::from(0));
+        return Ok(resp);
+    }
+    let class = classify(req.method(), &path);
     let key = match &verified {
         Some(v) => format!("user:{}", v.principal.user_id),
-        None => match client_ip(&req, &state.config.server.trusted_proxies) {
-            Some(ip) => format!("ip:{ip}"),
-            None => "ip:unknown".to_string(),
-        },
+        None => address.clone(),
     };
     if let Some(verified) = verified {
         req.set_data(verified);
     }
-    let decision = state.limits.check(class, &key);
-    if !decision.allowed {
+    let decision = class.map(|class| (class, state.limits.check(class, &key)));
+    if let Some((class, decision)) = decision
+        && !decision.allowed
+    {
         tracing::debug!(class = class.as_str(), "rate limited");
         metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => class.as_str())
             .increment(1);
-        let mut resp = poem::error::ResponseError::as_response(&Error::too_many_requests(
+        let mut resp = refusal(Error::too_many_requests(
             format!(
                 "too many requests of the {} kind; retry in {} s",
                 class.as_str(),
@@ -110,7 +214,12 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
         Ok(resp) => resp.into_response(),
         Err(err) => problem_from_poem_error(err).await,
     };
-    set_rate_headers(&mut resp, &decision);
+    if is_charged_failure(&path, resp.status().as_u16(), forged_bearer) {
+        state.limits.failures.charge(&address);
+    }
+    if let Some((_, decision)) = decision {
+        set_rate_headers(&mut resp, &decision);
+    }
     Ok(resp)
 }
 
@@ -206,5 +315,48 @@ pub fn security_headers(config: &ServerConfig) -> SetHeader {
         )
     } else {
         headers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_charged_successes_and_honest_refusals_are_not() {
+        let login = "/api/v1/auth/login";
+        assert!(is_charged_failure(login, 401, false));
+        assert!(!is_charged_failure(login, 200, false));
+        assert!(!is_charged_failure(login, 429, false), "already refused");
+        assert!(
+            !is_charged_failure(login, 503, false),
+            "our capacity, not theirs"
+        );
+        assert!(is_charged_failure("/api/v1/auth/register", 409, false));
+        assert!(!is_charged_failure("/api/v1/auth/register", 201, false));
+        assert!(is_charged_failure(
+            "/api/v1/auth/forgot-password",
+            202,
+            false
+        ));
+        // Missing or expired tokens (forged_bearer false) are not charged;
+        // tokens this server never signed are.
+        assert!(!is_charged_failure("/api/v1/orders", 401, false));
+        assert!(is_charged_failure("/api/v1/orders", 401, true));
+        assert!(!is_charged_failure("/api/v1/orders", 200, true));
+        // A forged webhook is refused by its signature, never charged.
+        assert!(!is_charged_failure(WEBHOOK, 401, false));
+    }
+
+    #[test]
+    fn reads_credentials_and_the_webhook_have_no_budget() {
+        assert_eq!(classify(&Method::GET, "/api/v1/offerings"), None);
+        assert_eq!(classify(&Method::POST, "/api/v1/auth/login"), None);
+        assert_eq!(classify(&Method::POST, WEBHOOK), None);
+        assert_eq!(
+            classify(&Method::POST, "/api/v1/orders/draft"),
+            Some(Class::Writes)
+        );
+        assert_eq!(classify(&Method::GET, "/api/v1/users"), Some(Class::Admin));
     }
 }

@@ -1,26 +1,33 @@
-//! Token-bucket rate limits (governor's GCRA) per route class. Each class
-//! keeps one bucket per key (a user id, or a client address for anonymous
-//! calls) in a bounded moka cache: idle keys are evicted once their bucket
-//! would be full again anyway, and a flood of new keys cannot grow memory
-//! past `rate_limit.max_keys` per class.
+//! What an address or a user is charged for, as token buckets (governor's
+//! GCRA) kept in bounded moka caches: idle keys are forgotten once their
+//! bucket would be full again anyway, and a flood of new keys cannot grow
+//! memory past `rate_limit.max_keys` per kind.
+//!
+//! - Budgets: writes and admin views, per signed-in user (per address when
+//!   anonymous), sized so a person or a scripted test never meets them.
+//! - Failures: a client address is charged for failed sign-ins, refused
+//!   sign-ups and bad tokens, never for successes; once its bucket is empty
+//!   the address is refused on the credential routes until a token drips
+//!   back (the "suspicious IP throttling" of hosted identity providers).
+//!
+//! Cheap reads are not rationed per address at all: many honest people can
+//! share one address. Capacity is protected by the in-flight caps instead
+//! (`admission.rs`).
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use governor::clock::{Clock, DefaultClock, Reference};
 use governor::middleware::StateInformationMiddleware;
-use governor::{Quota, RateLimiter, clock::DefaultClock, state::InMemoryState, state::NotKeyed};
+use governor::{Quota, RateLimiter, state::InMemoryState, state::NotKeyed};
 use moka::sync::Cache;
 
 use crate::config::{ClassLimit, RateLimitConfig};
 
-/// Route classes with their own limits.
+/// Route classes with a per-user budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {
-    /// Login, register, refresh, logout, password reset.
-    Auth,
-    /// Reads anyone may make.
-    Public,
     /// Changes: orders, offerings, checkout actions.
     Writes,
     /// Admin views.
@@ -30,37 +37,44 @@ pub enum Class {
 impl Class {
     pub fn as_str(self) -> &'static str {
         match self {
-            Class::Auth => "auth",
-            Class::Public => "public",
             Class::Writes => "writes",
             Class::Admin => "admin",
         }
     }
 }
 
-type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+type Bucket<C> = RateLimiter<NotKeyed, InMemoryState, C, StateInformationMiddleware>;
+
+fn quota(limit: &ClassLimit) -> Quota {
+    let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    let per_minute = limit.per_minute.max(1);
+    let period = Duration::from_nanos(60_000_000_000 / u64::from(per_minute));
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
+/// A cache of per-key entries forgotten once idle for `idle`.
+fn keyed<V: Clone + Send + Sync + 'static>(max_keys: u64, idle: Duration) -> Cache<String, V> {
+    Cache::builder()
+        .max_capacity(max_keys)
+        .time_to_idle(idle)
+        .build()
+}
 
 struct ClassLimiter {
     quota: Quota,
-    buckets: Cache<String, Arc<Bucket>>,
+    buckets: Cache<String, Arc<Bucket<DefaultClock>>>,
 }
 
 impl ClassLimiter {
     fn new(limit: &ClassLimit, max_keys: u64) -> Self {
-        let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
-        let per_minute = limit.per_minute.max(1);
-        let period = Duration::from_nanos(60_000_000_000 / u64::from(per_minute));
-        let quota = Quota::with_period(period)
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(burst);
+        let quota = quota(limit);
         // A bucket idle this long is full again; forgetting it changes nothing.
         let idle = quota.burst_size_replenished_in() + Duration::from_secs(1);
         Self {
             quota,
-            buckets: Cache::builder()
-                .max_capacity(max_keys)
-                .time_to_idle(idle)
-                .build(),
+            buckets: keyed(max_keys, idle),
         }
     }
 }
@@ -79,23 +93,26 @@ pub struct Decision {
     pub retry_after_seconds: u64,
 }
 
-/// Every class's limiter.
+/// The budgets and the failure throttle.
 pub struct RateLimits {
     enabled: bool,
-    auth: ClassLimiter,
-    public: ClassLimiter,
     writes: ClassLimiter,
     admin: ClassLimiter,
+    /// Failures per client address.
+    pub failures: FailureThrottle,
 }
 
 impl RateLimits {
     pub fn new(config: &RateLimitConfig) -> Self {
         Self {
             enabled: config.enabled,
-            auth: ClassLimiter::new(&config.auth, config.max_keys),
-            public: ClassLimiter::new(&config.public, config.max_keys),
             writes: ClassLimiter::new(&config.writes, config.max_keys),
             admin: ClassLimiter::new(&config.admin, config.max_keys),
+            failures: FailureThrottle::new(
+                &config.failures,
+                config.max_keys,
+                DefaultClock::default(),
+            ),
         }
     }
 
@@ -105,8 +122,6 @@ impl RateLimits {
 
     fn class(&self, class: Class) -> &ClassLimiter {
         match class {
-            Class::Auth => &self.auth,
-            Class::Public => &self.public,
             Class::Writes => &self.writes,
             Class::Admin => &self.admin,
         }
@@ -134,8 +149,7 @@ impl RateLimits {
                 }
             }
             Err(not_until) => {
-                let wait =
-                    not_until.wait_time_from(governor::clock::Clock::now(&DefaultClock::default()));
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
                 Decision {
                     allowed: false,
                     limit,
@@ -155,6 +169,68 @@ impl RateLimits {
     }
 }
 
+/// One address's failures: its bucket, and until when it is refused.
+struct Failures<C: Clock> {
+    bucket: Bucket<C>,
+    refused_until: Mutex<Option<C::Instant>>,
+}
+
+/// Failures charged per client address. Charging never refuses the request
+/// that failed (it was answered already); it decides whether the address's
+/// next credential attempts are refused. Time comes from `C`, so tests move
+/// a fake clock instead of sleeping.
+pub struct FailureThrottle<C: Clock = DefaultClock> {
+    quota: Quota,
+    clock: C,
+    entries: Cache<String, Arc<Failures<C>>>,
+}
+
+impl<C> FailureThrottle<C>
+where
+    C: Clock + Clone + Send + Sync + 'static,
+    C::Instant: Send + Sync,
+{
+    pub fn new(limit: &ClassLimit, max_keys: u64, clock: C) -> Self {
+        let quota = quota(limit);
+        let idle = quota.burst_size_replenished_in() + Duration::from_secs(1);
+        Self {
+            quota,
+            clock,
+            entries: keyed(max_keys, idle),
+        }
+    }
+
+    /// Counts one failure from `address`. When that spends its last token
+    /// (or there was none), the address is refused until the next one.
+    pub fn charge(&self, address: &str) {
+        let entry = self.entries.get_with_by_ref(address, || {
+            Arc::new(Failures {
+                bucket: RateLimiter::direct_with_clock(self.quota, self.clock.clone())
+                    .with_middleware::<StateInformationMiddleware>(),
+                refused_until: Mutex::new(None),
+            })
+        });
+        let now = self.clock.now();
+        let until = match entry.bucket.check() {
+            Ok(snapshot) if snapshot.remaining_burst_capacity() > 0 => return,
+            // The last token: the next one drips back within one interval.
+            Ok(_) => now + self.quota.replenish_interval().into(),
+            Err(not_until) => now + not_until.wait_time_from(now).into(),
+        };
+        if let Ok(mut refused) = entry.refused_until.lock() {
+            *refused = Some(until);
+        }
+    }
+
+    /// `Some(seconds to wait)` while `address` is refused.
+    pub fn retry_after(&self, address: &str) -> Option<u64> {
+        let entry = self.entries.get(address)?;
+        let until = (*entry.refused_until.lock().ok()?)?;
+        let now = self.clock.now();
+        (until > now).then(|| ceil_seconds(until.duration_since(now).into()).max(1))
+    }
+}
+
 fn ceil_seconds(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000) as u64
 }
@@ -163,13 +239,13 @@ fn ceil_seconds(d: Duration) -> u64 {
 mod tests {
     use super::*;
     use crate::config::RateLimitConfig;
+    use governor::clock::FakeRelativeClock;
 
     fn config(per_minute: u32, burst: u32, max_keys: u64) -> RateLimitConfig {
         let limit = ClassLimit { per_minute, burst };
         RateLimitConfig {
             max_keys,
-            auth: limit.clone(),
-            public: limit.clone(),
+            failures: limit.clone(),
             writes: limit.clone(),
             admin: limit,
             ..RateLimitConfig::default()
@@ -177,27 +253,57 @@ mod tests {
     }
 
     #[test]
-    fn a_bucket_allows_its_burst_then_refuses_then_refills() {
-        // 1200 per minute: one token every 50 ms.
-        let limits = RateLimits::new(&config(1_200, 3, 100));
+    fn a_bucket_allows_its_burst_then_refuses() {
+        // One token a minute: nothing drips back during the test.
+        let limits = RateLimits::new(&config(1, 3, 100));
         for left in [2, 1, 0] {
-            let d = limits.check(Class::Auth, "k");
+            let d = limits.check(Class::Writes, "k");
             assert!(d.allowed);
             assert_eq!(d.remaining, left);
             assert_eq!(d.limit, 3);
         }
-        let refused = limits.check(Class::Auth, "k");
+        let refused = limits.check(Class::Writes, "k");
         assert!(!refused.allowed);
-        assert_eq!(refused.retry_after_seconds, 1);
+        assert!((59..=60).contains(&refused.retry_after_seconds));
         // Other keys and other classes are separate.
-        assert!(limits.check(Class::Auth, "other").allowed);
-        assert!(limits.check(Class::Public, "k").allowed);
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(
-            limits.check(Class::Auth, "k").allowed,
-            "one token back after 50 ms"
+        assert!(limits.check(Class::Writes, "other").allowed);
+        assert!(limits.check(Class::Admin, "k").allowed);
+    }
+
+    #[test]
+    fn failures_refuse_an_address_once_spent_and_drip_back() {
+        let clock = FakeRelativeClock::default();
+        // Three failures at once, then one every 6 s.
+        let throttle = FailureThrottle::new(
+            &ClassLimit {
+                per_minute: 10,
+                burst: 3,
+            },
+            100,
+            clock.clone(),
         );
-        assert!(!limits.check(Class::Auth, "k").allowed);
+        throttle.charge("ip:a");
+        throttle.charge("ip:a");
+        assert_eq!(throttle.retry_after("ip:a"), None, "two of three spent");
+        throttle.charge("ip:a");
+        assert_eq!(throttle.retry_after("ip:a"), Some(6), "the last one spent");
+        assert_eq!(
+            throttle.retry_after("ip:b"),
+            None,
+            "other addresses untouched"
+        );
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(throttle.retry_after("ip:a"), Some(1));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(throttle.retry_after("ip:a"), None, "one token back");
+        throttle.charge("ip:a");
+        assert_eq!(throttle.retry_after("ip:a"), Some(6), "and spent again");
+        // A failure while refused (a race) pushes the refusal no further
+        // than the next token.
+        throttle.charge("ip:a");
+        assert_eq!(throttle.retry_after("ip:a"), Some(6));
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(throttle.retry_after("ip:a"), None);
     }
 
     #[test]
@@ -205,11 +311,11 @@ mod tests {
         let limits = RateLimits::new(&config(60, 5, 1_000));
         for i in 0..20_000 {
             limits.check(
-                Class::Public,
+                Class::Writes,
                 &format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
             );
         }
-        let held = limits.keys(Class::Public);
+        let held = limits.keys(Class::Writes);
         assert!(held <= 1_000, "{held} keys held");
     }
 }

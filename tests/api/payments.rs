@@ -8,14 +8,14 @@ use crate::helpers::{
 };
 
 #[tokio::test]
-async fn bad_or_missing_signatures_are_400_and_record_nothing() {
+async fn bad_or_missing_signatures_are_401_and_record_nothing() {
     let app = spawn_app().await;
     let token = app.token_of("student@test.com").await;
     let order = app.draft_first(&token).await;
     let paid = completed("evt_forged", &order);
 
     let wrong_secret = app.deliver_at(&paid, "whsec_not_ours", now()).await;
-    let body = problem(wrong_secret, 400).await;
+    let body = problem(wrong_secret, 401).await;
     assert_eq!(body["code"], "WEBHOOK_SIGNATURE_INVALID");
 
     let missing = app
@@ -27,7 +27,22 @@ async fn bad_or_missing_signatures_are_400_and_record_nothing() {
         .await
         .unwrap();
     assert_eq!(
-        problem(missing, 400).await["code"],
+        problem(missing, 401).await["code"],
+        "WEBHOOK_SIGNATURE_INVALID"
+    );
+
+    // The original platform's load test sends `test_signature_<random>`.
+    let forged = app
+        .client
+        .post(app.url("/api/v1/payments/webhooks/stripe"))
+        .header("content-type", "application/json")
+        .header("stripe-signature", "test_signature_8f3a2c")
+        .body(paid.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(forged, 401).await["code"],
         "WEBHOOK_SIGNATURE_INVALID"
     );
 
@@ -42,7 +57,10 @@ async fn bad_or_missing_signatures_are_400_and_record_nothing() {
         .send()
         .await
         .unwrap();
-    problem(tampered, 400).await;
+    assert_eq!(
+        problem(tampered, 401).await["code"],
+        "WEBHOOK_SIGNATURE_INVALID"
+    );
 
     assert_eq!(app.count("webhook_events"), 0);
     assert_eq!(app.count("payments"), 0);
@@ -64,7 +82,7 @@ async fn stale_signature_timestamps_are_refused() {
             now() - 301,
         )
         .await;
-    problem(resp, 400).await;
+    problem(resp, 401).await;
     let resp = app
         .deliver_at(
             &completed("evt_future", &order),
@@ -72,7 +90,7 @@ async fn stale_signature_timestamps_are_refused() {
             now() + 301,
         )
         .await;
-    problem(resp, 400).await;
+    problem(resp, 401).await;
     assert_eq!(app.count("webhook_events"), 0);
     // Within the tolerance it is fine.
     let resp = app
