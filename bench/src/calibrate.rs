@@ -92,6 +92,8 @@ pub fn time_argon2(params: Argon2Params) -> Result<Argon2Timing> {
 
 /// Sequential logins against the idle server: informational, what one login
 /// costs end to end (HTTP, database, Argon2id, token) without contention.
+/// From 127.0.0.1 and without a forwarding header, like every request of the
+/// bench's default.
 #[derive(Debug, Serialize)]
 pub struct LoginProbe {
     pub samples_ms: Vec<f64>,
@@ -105,12 +107,10 @@ pub async fn probe_logins(client: &reqwest::Client, base_url: &str) -> LoginProb
     let (email, password) = flows::ACCOUNTS[0];
     let mut samples_ms = Vec::with_capacity(PROBE_LOGINS);
     let mut statuses = Vec::with_capacity(PROBE_LOGINS);
-    for i in 0..PROBE_LOGINS {
+    for _ in 0..PROBE_LOGINS {
         let started = Instant::now();
         let status = client
             .post(format!("{base_url}{}", flows::LOGIN))
-            // Phase 0 is the calibration's own: no user of a load phase shares it.
-            .header("x-forwarded-for", flows::forwarded_for(0, i))
             .json(&json!({ "email": email, "password": password }))
             .send()
             .await
@@ -137,7 +137,6 @@ pub struct CatalogueProbe {
 pub async fn probe_catalogue(client: &reqwest::Client, base_url: &str) -> CatalogueProbe {
     let response = client
         .get(format!("{base_url}{}", flows::OFFERINGS))
-        .header("x-forwarded-for", flows::forwarded_for(0, 250))
         .send()
         .await;
     match response {

@@ -87,12 +87,22 @@ pub struct PhaseFigures {
     pub endpoints: Vec<Requests>,
     pub scenarios: Vec<ScenarioRuns>,
     pub errors: Vec<ErrorCount>,
+    /// 429 answers (RATE_LIMITED) of all requests, counted apart because
+    /// honest traffic must never meet one.
+    pub rate_limited: usize,
     /// Goose's HTML report of this phase, relative to the run's folder.
     pub html_report: String,
     /// The server's resident set (VmRSS) right after the phase, in bytes.
     pub server_rss_after: Option<u64>,
     /// The server's peak resident set so far (VmHWM) right after the phase, in bytes.
     pub server_peak_rss_after: Option<u64>,
+}
+
+impl Requests {
+    /// How many of these requests were answered 429.
+    pub fn rate_limited(&self) -> usize {
+        self.status_codes.get(&429).copied().unwrap_or(0)
+    }
 }
 
 impl PhaseFigures {
@@ -197,6 +207,8 @@ pub fn collect(phase: &Phase, metrics: &GooseMetrics, html_report: String) -> Ph
         .collect();
     errors.sort_by_key(|e| std::cmp::Reverse(e.occurrences));
 
+    let rate_limited = all.status_codes.get(&429).copied().unwrap_or(0);
+
     PhaseFigures {
         key: phase.key.to_owned(),
         title: phase.title.clone(),
@@ -207,6 +219,7 @@ pub fn collect(phase: &Phase, metrics: &GooseMetrics, html_report: String) -> Ph
         endpoints,
         scenarios,
         errors,
+        rate_limited,
         html_report,
         server_rss_after: None,
         server_peak_rss_after: None,

@@ -6,8 +6,14 @@
 //! A request that answers 2xx with the wrong body is marked failed with
 //! `set_failure`; a non-2xx answer is failed by goose itself. Nothing is
 //! retried or hidden: an endpoint that is not there yet shows up as 404s.
+//!
+//! No request carries a forwarding header. By default every user connects
+//! from 127.0.0.1, as the users of one school or office reach the server from
+//! one address; with `--per-user-addresses` each user binds its connections to
+//! its own loopback address instead ([`source_address`]).
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -45,11 +51,19 @@ pub const ACCOUNTS: [(&str, &str); 3] = [
 /// Drafted orders a user keeps for its webhooks; older ones are dropped.
 const KEPT_DRAFTS: usize = 16;
 
+/// A request slower than this fails (and is counted).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// What goose's own clients send; a user's replacement client sends the same.
+const USER_AGENT: &str = "goose/0.19.0";
+
 /// The secret the server verifies webhook signatures with, from the bench config.
 static WEBHOOK_SECRET: OnceLock<String> = OnceLock::new();
-/// Which phase of the run is going: the second octet of every user's address,
-/// so one phase's users never share a rate-limit bucket with another's.
-static PHASE: AtomicU8 = AtomicU8::new(1);
+/// Which phase of the run is going, from 0: with per-user addresses, the
+/// second octet of every user's address is this plus one, so one phase's
+/// users never share an address with another's, nor with 127.0.0.1.
+static PHASE: AtomicU8 = AtomicU8::new(0);
+/// Whether each user connects from its own loopback address (`--per-user-addresses`).
+static PER_USER_ADDRESSES: AtomicBool = AtomicBool::new(false);
 
 pub fn set_webhook_secret(secret: &str) {
     // Set once per process; a second call (there is none) would keep the first.
@@ -58,6 +72,10 @@ pub fn set_webhook_secret(secret: &str) {
 
 pub fn set_phase(phase: u8) {
     PHASE.store(phase, Ordering::Relaxed);
+}
+
+pub fn set_per_user_addresses(on: bool) {
+    PER_USER_ADDRESSES.store(on, Ordering::Relaxed);
 }
 
 /// What one phase's users run.
@@ -153,8 +171,9 @@ impl Flow {
 /// What a virtual user remembers between scenarios.
 #[derive(Clone, Default)]
 struct Session {
-    /// The address this user claims in X-Forwarded-For.
-    forwarded_for: String,
+    /// Whether this user's client has been replaced by one bound to its own
+    /// source address (only with per-user addresses).
+    bound: bool,
     /// The access token of this user's latest successful login.
     token: Option<String>,
     /// The catalogue as this user last listed it.
@@ -195,11 +214,18 @@ struct DraftedOrder {
     currency: String,
 }
 
-/// The address user `user_index` of phase `phase` sends as X-Forwarded-For:
-/// 10.<phase>.<hi>.<lo>, distinct for the first 65,535 users of a phase.
-pub fn forwarded_for(phase: u8, user_index: usize) -> String {
+/// The loopback address user `user_index` of phase `phase` (from 0) connects
+/// from with per-user addresses: 127.<phase+1>.<hi>.<lo>, distinct for the
+/// first 65,535 users of a phase. All of 127.0.0.0/8 is local on Linux, so
+/// the kernel accepts any of them as a source address.
+pub fn source_address(phase: u8, user_index: usize) -> Ipv4Addr {
     let n = user_index + 1;
-    format!("10.{phase}.{}.{}", (n >> 8) & 0xff, n & 0xff)
+    Ipv4Addr::new(
+        127,
+        phase.saturating_add(1),
+        ((n >> 8) & 0xff) as u8,
+        (n & 0xff) as u8,
+    )
 }
 
 /// The `Stripe-Signature` header for `payload` sent at `timestamp`:
@@ -218,13 +244,28 @@ pub fn stripe_signature(secret: &str, timestamp: u64, payload: &str) -> String {
 
 fn session(user: &mut GooseUser) -> &mut Session {
     if user.get_session_data::<Session>().is_none() {
-        let forwarded_for = forwarded_for(PHASE.load(Ordering::Relaxed), user.weighted_users_index);
-        user.set_session_data(Session {
-            forwarded_for,
-            ..Session::default()
-        });
+        user.set_session_data(Session::default());
     }
     user.get_session_data_unchecked_mut::<Session>()
+}
+
+/// With per-user addresses, replaces this user's client, before its first
+/// request, by one whose connections leave from the user's own loopback
+/// address; otherwise keeps goose's client, which connects from 127.0.0.1.
+/// The replacement has goose's settings: gzip, the request timeout, no cookies.
+async fn bind(user: &mut GooseUser) -> Result<(), Box<TransactionError>> {
+    if !PER_USER_ADDRESSES.load(Ordering::Relaxed) || session(user).bound {
+        return Ok(());
+    }
+    let address = source_address(PHASE.load(Ordering::Relaxed), user.weighted_users_index);
+    let builder = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .gzip(true)
+        .timeout(REQUEST_TIMEOUT)
+        .local_address(IpAddr::V4(address));
+    user.set_client_builder(builder).await.map_err(Box::new)?;
+    session(user).bound = true;
+    Ok(())
 }
 
 /// A transaction error that is not about one request's answer.
@@ -253,11 +294,8 @@ async fn send(
     name: &str,
     build: impl FnOnce(RequestBuilder) -> RequestBuilder,
 ) -> Result<GooseResponse, Box<TransactionError>> {
-    let forwarded_for = session(user).forwarded_for.clone();
-    let builder = build(
-        user.get_request_builder(&method, path)?
-            .header("x-forwarded-for", forwarded_for),
-    );
+    bind(user).await?;
+    let builder = build(user.get_request_builder(&method, path)?);
     let request = GooseRequest::builder()
         .method(method)
         .path(path)
@@ -581,9 +619,10 @@ mod tests {
     }
 
     #[test]
-    fn every_user_of_a_phase_has_its_own_address() {
-        assert_eq!(forwarded_for(1, 0), "10.1.0.1");
-        assert_eq!(forwarded_for(2, 99), "10.2.0.100");
-        assert_eq!(forwarded_for(1, 299), "10.1.1.44");
+    fn every_user_of_a_phase_has_its_own_loopback_address() {
+        assert_eq!(source_address(0, 0), Ipv4Addr::new(127, 1, 0, 1));
+        assert_eq!(source_address(1, 99), Ipv4Addr::new(127, 2, 0, 100));
+        assert_eq!(source_address(0, 299), Ipv4Addr::new(127, 1, 1, 44));
+        assert!(source_address(3, 65_534).is_loopback());
     }
 }

@@ -28,8 +28,6 @@ use crate::server::{Launch, Server};
 
 /// The bench's crate folder; the repository root is its parent.
 const BENCH_DIR: &str = env!("CARGO_MANIFEST_DIR");
-/// A request slower than this fails (and is counted).
-const REQUEST_TIMEOUT_SECONDS: &str = "30";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +41,11 @@ struct Args {
     /// Run with rate_limit.enabled = false (max always does).
     #[arg(long)]
     no_limits: bool,
+    /// Each virtual user connects from its own loopback address,
+    /// 127.<phase+1>.<hi>.<lo>, instead of all from 127.0.0.1 (still without
+    /// any forwarding header).
+    #[arg(long)]
+    per_user_addresses: bool,
     /// Users of every closed loop: the max phases and the /livez ceiling.
     #[arg(long, default_value_t = 32)]
     closed_users: usize,
@@ -100,6 +103,7 @@ async fn run(args: Args) -> Result<bool> {
     )
     .with_context(|| format!("parsing {}", config_path.display()))?;
     flows::set_webhook_secret(&config.payments.webhook_secret);
+    flows::set_per_user_addresses(args.per_user_addresses);
 
     let started = chrono::Utc::now();
     let out_dir = args.out.join(started.format("%Y%m%d-%H%M%S").to_string());
@@ -109,7 +113,7 @@ async fn run(args: Args) -> Result<bool> {
     let phases = args.profile.phases(args.closed_users);
     let planned: u64 = phases.iter().map(|p| p.shape.approx_seconds()).sum();
     println!(
-        "bench: profile {}, rate limits {}{}, {} phases, about {} s of load; output in {}",
+        "bench: profile {}, rate limits {}{}, {}, {} phases, about {} s of load; output in {}",
         args.profile.name(),
         if limits { "on" } else { "off" },
         if args.profile.forces_limits_off() {
@@ -117,6 +121,7 @@ async fn run(args: Args) -> Result<bool> {
         } else {
             ""
         },
+        addresses(args.per_user_addresses),
         phases.len(),
         planned,
         out_dir.display()
@@ -188,17 +193,18 @@ async fn run(args: Args) -> Result<bool> {
             phase.shape.describe(),
             phase.shape.approx_seconds()
         );
-        // Phase 0 is the calibration's; phases count from 1.
-        flows::set_phase(u8::try_from(index + 1).unwrap_or(u8::MAX));
+        // The second octet of this phase's per-user addresses, less one.
+        flows::set_phase(u8::try_from(index).unwrap_or(u8::MAX - 1));
         let html = format!("report-{}.html", phase.key);
         let metrics = run_phase(phase, &base_url, &out_dir.join(&html)).await?;
         let mut phase_figures = figures::collect(phase, &metrics, html);
         phase_figures.server_rss_after = server.rss_bytes().ok();
         phase_figures.server_peak_rss_after = server.peak_rss_bytes().ok();
         println!(
-            "bench:   {} requests, {:.2}% failed, {:.1} req/s, p95 {:.2} ms; server RSS {}, peak {}",
+            "bench:   {} requests, {:.2}% failed, {} answered 429, {:.1} req/s, p95 {:.2} ms; server RSS {}, peak {}",
             phase_figures.all.requests,
             phase_figures.all.error_rate,
+            phase_figures.rate_limited,
             phase_figures.all.rps,
             phase_figures.all.latency.p95,
             report::megabytes(phase_figures.server_rss_after),
@@ -237,6 +243,7 @@ async fn run(args: Args) -> Result<bool> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         profile: args.profile.name(),
         rate_limits: limits,
+        client_addresses: addresses(args.per_user_addresses),
         cores,
         closed_loop_users: args.closed_users,
         server_binary: binary.display().to_string(),
@@ -275,7 +282,7 @@ async fn run_phase(phase: &Phase, base_url: &str, html: &Path) -> Result<GooseMe
         // No controller: nothing needs to steer the run, and its port could clash.
         "--no-telnet".into(),
         "--timeout".into(),
-        REQUEST_TIMEOUT_SECONDS.into(),
+        flows::REQUEST_TIMEOUT.as_secs().to_string(),
         "--report-file".into(),
         html.display().to_string(),
     ];
@@ -292,6 +299,15 @@ async fn run_phase(phase: &Phase, base_url: &str, html: &Path) -> Result<GooseMe
         .execute()
         .await
         .map_err(|e| anyhow!("goose run of {}: {e}", phase.key))
+}
+
+/// Where the virtual users connect from, in words.
+fn addresses(per_user: bool) -> String {
+    if per_user {
+        "each user from its own address 127.<phase+1>.<hi>.<lo>, no X-Forwarded-For".into()
+    } else {
+        "every user from 127.0.0.1, no X-Forwarded-For".into()
+    }
 }
 
 fn write(path: &Path, contents: &str) -> Result<()> {

@@ -17,6 +17,8 @@ pub struct Run {
     pub command: String,
     pub profile: &'static str,
     pub rate_limits: bool,
+    /// Where the virtual users connect from.
+    pub client_addresses: String,
     pub cores: usize,
     pub closed_loop_users: usize,
     pub server_binary: String,
@@ -89,6 +91,7 @@ pub fn text(run: &Run) -> String {
         run.started_utc
     );
     let _ = writeln!(w, "command: {}", run.command);
+    let _ = writeln!(w, "clients: {}", run.client_addresses);
     let _ = writeln!(
         w,
         "server: {} (ready in {:.1} s, RSS then {}), peak RSS {}",
@@ -171,6 +174,13 @@ pub fn text(run: &Run) -> String {
             }
         );
         let _ = writeln!(w, "  {} {}", dotted("status codes"), statuses(&phase.all));
+        let _ = writeln!(
+            w,
+            "  {} {}{}",
+            dotted("http_reqs_429 (RATE_LIMITED)"),
+            phase.rate_limited,
+            rate_limited_by_endpoint(phase)
+        );
         let _ = writeln!(w);
         let _ = writeln!(
             w,
@@ -267,6 +277,22 @@ pub fn text(run: &Run) -> String {
     out
 }
 
+/// Where a phase's 429s came from: " (POST /api/v1/auth/login 12, ...)", or
+/// nothing when there were none.
+fn rate_limited_by_endpoint(phase: &PhaseFigures) -> String {
+    let by: Vec<String> = phase
+        .endpoints
+        .iter()
+        .filter(|e| e.rate_limited() > 0)
+        .map(|e| format!("{} {}", e.name, e.rate_limited()))
+        .collect();
+    if by.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by.join(", "))
+    }
+}
+
 /// Each closed-loop phase's successful req/s over the ceiling's. Only closed
 /// loops: the paced mix's rate is set by its sleeps, not by the server.
 fn ceiling_ratios(phases: &[PhaseFigures]) -> Option<String> {
@@ -335,6 +361,11 @@ pub fn csv(run: &Run) -> String {
         }
         let mut requests = |scope: String, r: &Requests| {
             figure(format!("{p}.http_reqs{scope}"), r.requests as f64, "count");
+            figure(
+                format!("{p}.http_reqs_429{scope}"),
+                r.rate_limited() as f64,
+                "count",
+            );
             figure(format!("{p}.http_reqs_rate{scope}"), r.rps, "req/s");
             figure(format!("{p}.http_reqs_ok_rate{scope}"), r.ok_rps, "req/s");
             figure(format!("{p}.http_req_failed{scope}"), r.error_rate, "%");

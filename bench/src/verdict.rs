@@ -210,6 +210,25 @@ pub fn judge(inputs: &Inputs<'_>) -> Vec<Check> {
         note: format!("{failed} of {total} requests failed"),
     });
 
+    // Zero 429: implied by zero failed requests, but named, since a throttled
+    // honest user is what failed the original platform. Over the same phases;
+    // the ceiling's /livez loop is not a user.
+    let rate_limited: usize = load.iter().map(|f| f.rate_limited).sum();
+    checks.push(Check {
+        source: "ours",
+        rule: "zero 429 (RATE_LIMITED): honest users are never throttled".into(),
+        metric: if paced {
+            "mix.http_reqs_429".into()
+        } else {
+            "max.http_reqs_429".into()
+        },
+        observed: Some(rate_limited as f64),
+        unit: "count",
+        status: Status::of(total > 0 && rate_limited == 0),
+        gating: paced && !smoke,
+        note: format!("{rate_limited} of {total} requests answered 429"),
+    });
+
     let rss_mb = inputs.peak_rss_bytes.map(|b| b as f64 / 1e6);
     checks.push(Check {
         source: "ours",
