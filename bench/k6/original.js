@@ -65,8 +65,11 @@ const thresholds = {
   // Login is bound by Argon2id: it keeps only the original's bound.
   [`http_req_duration{name:${N.login}}`]: ['p(95)<500'],
 };
+// 5 ms is the bound for a release build; CI runs the debug build, which is
+// several times slower per request, and sets NON_LOGIN_P95_MS looser.
+const NON_LOGIN_P95_MS = Number(__ENV.NON_LOGIN_P95_MS || 5);
 for (const name of NON_LOGIN) {
-  thresholds[`http_req_duration{name:${name}}`] = ['p(95)<5'];
+  thresholds[`http_req_duration{name:${name}}`] = [`p(95)<${NON_LOGIN_P95_MS}`];
 }
 
 export const options = {

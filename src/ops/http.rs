@@ -118,6 +118,19 @@ impl RouteTable {
     }
 }
 
+/// The `method` label: a method HTTP defines, else `OTHER`, so made-up
+/// methods (any token is a valid method) cannot grow the series without
+/// bound. The log line keeps the method as sent.
+fn method_label(method: &poem::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("OTHER")
+}
+
 fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
@@ -159,6 +172,7 @@ pub async fn observe<E: Endpoint>(
         .map(str::to_string)
         .unwrap_or_else(crate::ids::new_id);
     let method = req.method().as_str().to_string();
+    let method_label = method_label(req.method());
     let path = req.uri().path().to_string();
 
     let mut resp = match ep.call(req).await {
@@ -169,6 +183,7 @@ pub async fn observe<E: Endpoint>(
     let route = match resp.data::<PathPattern>() {
         Some(pattern) => routes.template(&pattern.0),
         None if status == 429 => "(rate limited)".to_string(),
+        None if status == 503 => "(overloaded)".to_string(),
         None => "(unmatched)".to_string(),
     };
     let elapsed = started.elapsed();
@@ -183,9 +198,9 @@ pub async fn observe<E: Endpoint>(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID, value);
     }
-    metrics::counter!(HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status_class(status))
+    metrics::counter!(HTTP_REQUESTS, "method" => method_label, "route" => route.clone(), "status" => status_class(status))
         .increment(1);
-    metrics::histogram!(HTTP_DURATION, "method" => method.clone(), "route" => route.clone())
+    metrics::histogram!(HTTP_DURATION, "method" => method_label, "route" => route.clone())
         .record(elapsed.as_secs_f64());
     tracing::info!(
         target: "wemaster::http",

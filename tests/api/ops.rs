@@ -91,6 +91,72 @@ async fn metrics_exposition_parses_and_counters_move_with_traffic() {
     assert!(!after.contains("python-for-absolute-beginners"));
 }
 
+/// The `label="value"` pairs of every sample line of `name`, one set per series.
+fn series(text: &str, name: &str) -> HashSet<String> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b'{'))
+        .filter_map(|l| l.split_once('}').map(|(labels, _)| labels.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn made_up_methods_paths_and_event_types_add_no_metric_series() {
+    let app = spawn_app().await;
+    // Warm every label the test itself may add, then count.
+    app.get("/livez").await;
+    app.get("/nowhere").await;
+    app.deliver(&crate::helpers::event(
+        "evt_warm",
+        "x.warm",
+        json!({ "id": "x" }),
+    ))
+    .await;
+    app.get("/metrics").await;
+    let before = app.get("/metrics").await.text().await.unwrap();
+    for i in 0..1_000 {
+        let method = reqwest::Method::from_bytes(format!("M{i}").as_bytes()).unwrap();
+        let resp = app
+            .client
+            .request(method, app.url("/livez"))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_client_error(), "{}", resp.status());
+        app.get(&format!("/nowhere/{i}")).await;
+    }
+    for i in 0..50 {
+        let event = crate::helpers::event(
+            &format!("evt_made_up_{i}"),
+            &format!("x.{i}"),
+            json!({ "id": "x" }),
+        );
+        app.deliver(&event).await;
+    }
+    let after = app.get("/metrics").await.text().await.unwrap();
+    for name in [
+        "wemaster_http_requests_total",
+        "wemaster_http_request_duration_seconds_count",
+        "wemaster_webhook_events_total",
+    ] {
+        let (was, is) = (series(&before, name), series(&after, name));
+        let added: Vec<_> = is.difference(&was).collect();
+        // Only the two bounded catch-alls may appear: method OTHER on /livez.
+        let first: Vec<_> = added.iter().take(3).collect();
+        assert!(
+            added.len() <= 2,
+            "{name} grew by {} series, e.g. {first:?}",
+            added.len()
+        );
+        assert!(
+            added.iter().all(|s| s.contains("method=\"OTHER\"")),
+            "{first:?}"
+        );
+    }
+    assert!(!after.contains("method=\"M1\""));
+    assert!(!after.contains("type=\"x.1\""));
+    assert!(after.contains("type=\"other\""));
+}
+
 #[tokio::test]
 async fn metrics_can_listen_on_their_own_address() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
