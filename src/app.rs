@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use poem::endpoint::{BoxEndpoint, make_sync};
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::listener::{Listener, TcpListener};
 use poem::web::Redirect;
 use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, post};
 
@@ -33,7 +33,7 @@ use crate::state::{App, AppState};
 
 /// A server bound to its port, not yet serving.
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: tokio::net::TcpListener,
     addr: SocketAddr,
     state: AppState,
 }
@@ -76,14 +76,11 @@ impl Application {
         .await
         .context("database start-up task failed")??;
 
-        let acceptor = TcpListener::bind(config.server.addr)
-            .into_acceptor()
+        let listener = tokio::net::TcpListener::bind(config.server.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.addr))?;
-        let addr = acceptor
+        let addr = listener
             .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no socket address")?;
         let public_url = if config.server.public_url.is_empty() {
             format!("http://{addr}")
@@ -111,7 +108,7 @@ impl Application {
             started: Instant::now(),
         }));
         Ok(Self {
-            acceptor,
+            listener,
             addr,
             state,
         })
@@ -165,11 +162,33 @@ impl Application {
             }));
         }
         tracing::info!(addr = %self.addr, "listening; Swagger UI at http://{}/docs", self.addr);
-        let idle = Duration::from_secs(self.state.config.server.idle_timeout_seconds);
-        let result = Server::new_with_acceptor(self.acceptor)
-            .idle_timeout(idle)
-            .run_with_graceful_shutdown(routes(self.state.clone()), shutdown, Some(grace))
-            .await;
+        let server = &self.state.config.server;
+        let max_connections = match server.max_connections {
+            0 => match crate::server::raise_file_limit() {
+                Ok(files) => crate::server::auto_max_connections(files),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the open-file limit; capping connections at 768");
+                    768
+                }
+            },
+            n => {
+                let _ = crate::server::raise_file_limit();
+                n as usize
+            }
+        };
+        let limits = crate::server::ConnectionLimits {
+            header_timeout: Duration::from_secs(server.header_timeout_seconds),
+            max_connections,
+        };
+        tracing::debug!(max_connections, "connection cap");
+        let result = crate::server::serve(
+            self.listener,
+            routes(self.state.clone()),
+            limits,
+            shutdown,
+            grace,
+        )
+        .await;
         for task in background {
             task.abort();
             // Wait for the abort so the task's state (and the serve lock)

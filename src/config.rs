@@ -53,8 +53,17 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// A request still running after this long is answered 503.
     pub request_timeout_ms: u64,
-    /// Keep-alive connections idle this long are closed.
-    pub idle_timeout_seconds: u64,
+    /// A request's headers must arrive within this long of the connection
+    /// being ready for them (accepted, or the previous response sent), else
+    /// the connection is closed; so is a keep-alive connection idle this long.
+    pub header_timeout_seconds: u64,
+    /// A request's whole body must arrive within this long of its headers,
+    /// else it gets 408.
+    pub body_timeout_seconds: u64,
+    /// Most connections open at once; at the cap, the one that has waited
+    /// longest without a request in progress is closed to make room. 0:
+    /// three quarters of the open-file limit.
+    pub max_connections: u32,
     /// Origins allowed to call the API from a browser (CORS); empty: none.
     pub cors_origins: Vec<String>,
     /// Send Strict-Transport-Security (set when served over TLS).
@@ -78,7 +87,9 @@ impl Default for ServerConfig {
             public_url: String::new(),
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 30_000,
-            idle_timeout_seconds: 60,
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 10,
+            max_connections: 0,
             cors_origins: Vec::new(),
             hsts: false,
             max_in_flight: 512,
@@ -512,7 +523,7 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 24] = [
+        let checks: [(&str, bool, &str); 26] = [
             (
                 "metrics.addr",
                 self.metrics.addr.is_empty() || self.metrics.addr.parse::<SocketAddr>().is_ok(),
@@ -528,6 +539,16 @@ impl Config {
                 "server.request_timeout_ms",
                 self.server.request_timeout_ms >= 1,
                 "must be at least 1",
+            ),
+            (
+                "server.header_timeout_seconds",
+                (1..=3_600).contains(&self.server.header_timeout_seconds),
+                "must be between 1 and 3600",
+            ),
+            (
+                "server.body_timeout_seconds",
+                (1..=3_600).contains(&self.server.body_timeout_seconds),
+                "must be between 1 and 3600",
             ),
             ("rate_limit.max_keys", r.max_keys >= 1, "must be at least 1"),
             (

@@ -109,6 +109,11 @@ impl Error {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
+    /// 408: the request body did not arrive in time.
+    pub fn request_timeout(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", detail)
+    }
+
     /// 413.
     pub fn payload_too_large(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", detail)
@@ -353,6 +358,7 @@ pub(crate) fn code_for_status(status: StatusCode) -> &'static str {
         404 => "NOT_FOUND",
         405 => "METHOD_NOT_ALLOWED",
         406 => "NOT_ACCEPTABLE",
+        408 => "REQUEST_TIMEOUT",
         409 => "CONFLICT",
         413 => "PAYLOAD_TOO_LARGE",
         415 => "UNSUPPORTED_MEDIA_TYPE",

@@ -21,6 +21,7 @@ pub mod orders;
 pub mod paging;
 pub mod payments;
 pub mod protection;
+pub mod server;
 pub mod state;
 pub mod tags;
 pub mod text;

@@ -224,7 +224,9 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
 }
 
 /// Request size and time limits: bodies over `server.max_body_bytes` get
-/// 413 (also when sent chunked), compressed request bodies are refused (no
+/// 413 (also when sent chunked), a body not all there within
+/// `server.body_timeout_seconds` of the headers gets 408 (a trickled body
+/// cannot hold a connection), compressed request bodies are refused (no
 /// decompression bombs), and a request still running after
 /// `server.request_timeout_ms` is answered 503.
 pub async fn request_limits<E: Endpoint>(
@@ -251,10 +253,15 @@ pub async fn request_limits<E: Endpoint>(
     let may_have_body =
         declared.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
     if may_have_body {
-        let body = req
-            .take_body()
-            .into_bytes_limit(max)
+        let body_timeout = Duration::from_secs(config.body_timeout_seconds);
+        let body = tokio::time::timeout(body_timeout, req.take_body().into_bytes_limit(max))
             .await
+            .map_err(|_| {
+                Error::request_timeout(format!(
+                    "the request body did not arrive within {} s",
+                    config.body_timeout_seconds
+                ))
+            })?
             .map_err(|e| match e {
                 poem::error::ReadBodyError::PayloadTooLarge => too_large(),
                 other => Error::bad_request(

@@ -6,6 +6,7 @@ mod auth;
 mod catalogue;
 mod cli;
 mod config;
+mod connections;
 mod docs;
 mod fake_stripe;
 mod health;

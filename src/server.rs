@@ -1,0 +1,402 @@
+//! The HTTP server loop: accepts TCP connections and serves each with
+//! hyper (HTTP/1.1, and HTTP/2 when the client speaks it), handing every
+//! request to the poem endpoint built in `app.rs`.
+//!
+//! poem's own `Server` has no header read timeout and no cap on open
+//! connections, so a client trickling its headers a byte at a time keeps a
+//! connection (and a file handle) for ever, and about a thousand of them stop
+//! the server. This loop adds what it lacks:
+//! - **Header read timeout**: a request's headers must have arrived within
+//!   `server.header_timeout_seconds` of the connection being ready for them
+//!   (accepted, or the previous response sent), else the connection is
+//!   closed. hyper's own timer does this; the same timeout closes an idle
+//!   keep-alive connection.
+//! - **Connection cap**: at most `max_connections` open at once. At the cap,
+//!   a new connection makes room by closing the connection that has waited
+//!   longest without a request in progress (a slow header sender, or an idle
+//!   keep-alive); only when every open connection has a request in progress
+//!   does accepting pause until one closes. So a flood of slow connections
+//!   cannot lock other clients out, and file handles never run out.
+//! - **Graceful shutdown**: on the signal, stop accepting, let requests in
+//!   progress finish within the grace period, then close what is left.
+//!
+//! The body read timeout is a layer (`protection::layers::request_limits`),
+//! since only a request's handler reads its body.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use poem::endpoint::BoxEndpoint;
+use poem::web::{LocalAddr, RemoteAddr};
+use poem::{Addr, Endpoint};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// What the loop enforces on connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Time allowed for a request's headers (and an idle keep-alive).
+    pub header_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+}
+
+/// Raises this process's soft limit on open files to its hard limit where
+/// the system allows, and returns the soft limit in force afterwards.
+pub fn raise_file_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
+}
+
+/// The connection cap when `server.max_connections` is 0: three quarters of
+/// the file-handle limit, leaving the rest for the database, backups and
+/// the metrics listener.
+pub fn auto_max_connections(file_limit: u64) -> usize {
+    usize::try_from(file_limit / 4 * 3)
+        .unwrap_or(usize::MAX)
+        .max(16)
+}
+
+/// Serves `endpoint` on `listener` until `shutdown` resolves; requests in
+/// progress then have `grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    endpoint: BoxEndpoint<'static>,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let local = LocalAddr(Addr::SocketAddr(listener.local_addr()?));
+    let endpoint = Arc::new(endpoint);
+    let connections = Arc::new(Connections::new(limits.max_connections));
+    let stopping = CancellationToken::new();
+    let stop_now = CancellationToken::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file handles, or a connection reset before it
+                    // was accepted: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = connections.admit() => slot,
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(Connection {
+            stream,
+            local: local.clone(),
+            peer,
+            endpoint: endpoint.clone(),
+            header_timeout: limits.header_timeout,
+            slot,
+            stopping: stopping.clone(),
+            stop_now: stop_now.clone(),
+        }));
+    }
+    drop(listener);
+    stopping.cancel();
+    if tokio::time::timeout(grace, connections.all_closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.open(),
+            "grace period over; closing the connections left"
+        );
+        stop_now.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(1), connections.all_closed()).await;
+    }
+    Ok(())
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    stream: TcpStream,
+    local: LocalAddr,
+    peer: SocketAddr,
+    endpoint: Arc<BoxEndpoint<'static>>,
+    header_timeout: Duration,
+    slot: Slot,
+    /// Cancelled when the server begins to shut down.
+    stopping: CancellationToken,
+    /// Cancelled when the grace period is over.
+    stop_now: CancellationToken,
+}
+
+async fn serve_connection(connection: Connection) {
+    let Connection {
+        stream,
+        local,
+        peer,
+        endpoint,
+        header_timeout,
+        slot,
+        stopping,
+        stop_now,
+    } = connection;
+    let remote = RemoteAddr(Addr::SocketAddr(peer));
+    let activity = slot.activity.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let endpoint = endpoint.clone();
+        let request = (
+            req,
+            local.clone(),
+            remote.clone(),
+            poem::http::uri::Scheme::HTTP,
+        )
+            .into();
+        let busy = activity.begin();
+        async move {
+            let response = endpoint.get_response(request).await;
+            drop(busy);
+            Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, std::io::Error>>::from(
+                response,
+            ))
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        // Closed to make room for a new connection: dropping it closes it.
+        () = slot.evicted.cancelled() => return,
+        () = stopping.cancelled() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = stop_now.cancelled() => {}
+    }
+}
+
+/// Whether a connection has requests in progress, and since when it has not.
+#[derive(Debug)]
+struct Activity {
+    /// Requests in progress (more than one only with HTTP/2).
+    in_progress: AtomicUsize,
+    /// When the last request ended, or the connection opened: milliseconds
+    /// since the registry's epoch.
+    idle_since_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_progress.fetch_add(1, Ordering::AcqRel);
+        Busy(self.clone())
+    }
+
+    /// Milliseconds since its epoch that it has waited without a request in
+    /// progress since, or `None` when one is in progress.
+    fn waiting_since(&self) -> Option<u64> {
+        (self.in_progress.load(Ordering::Acquire) == 0)
+            .then(|| self.idle_since_ms.load(Ordering::Acquire))
+    }
+}
+
+/// A request in progress on a connection; its end makes the connection idle.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0
+            .idle_since_ms
+            .store(self.0.now_ms(), Ordering::Release);
+        self.0.in_progress.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The open connections, for the cap.
+struct Connections {
+    max: usize,
+    epoch: Instant,
+    next_id: AtomicU64,
+    open: Mutex<HashMap<u64, Entry>>,
+    /// Signalled whenever a connection closes.
+    closed: Notify,
+}
+
+struct Entry {
+    activity: Arc<Activity>,
+    evict: CancellationToken,
+}
+
+/// A connection's place in the registry; dropping it frees the place.
+struct Slot {
+    id: u64,
+    activity: Arc<Activity>,
+    evicted: CancellationToken,
+    connections: Arc<Connections>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.connections.lock().remove(&self.id);
+        self.connections.closed.notify_waiters();
+    }
+}
+
+impl Connections {
+    fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+            closed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+        // A panic while holding this lock leaves a map that is still whole.
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn open(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// A place for a new connection: at once below the cap; at the cap, by
+    /// closing the connection that has waited longest without a request in
+    /// progress; when every connection is busy, once one closes.
+    async fn admit(self: &Arc<Self>) -> Slot {
+        loop {
+            let closed = self.closed.notified();
+            tokio::pin!(closed);
+            // Registered before looking, so a close in between is not missed.
+            closed.as_mut().enable();
+            {
+                let mut open = self.lock();
+                if open.len() >= self.max
+                    && let Some(id) = longest_waiting(&open)
+                    && let Some(entry) = open.remove(&id)
+                {
+                    entry.evict.cancel();
+                    tracing::debug!(
+                        "connection cap reached: closed the longest-waiting connection"
+                    );
+                }
+                if open.len() < self.max {
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let activity = Arc::new(Activity {
+                        in_progress: AtomicUsize::new(0),
+                        idle_since_ms: AtomicU64::new(0),
+                        epoch: self.epoch,
+                    });
+                    activity
+                        .idle_since_ms
+                        .store(activity.now_ms(), Ordering::Release);
+                    let evict = CancellationToken::new();
+                    open.insert(
+                        id,
+                        Entry {
+                            activity: activity.clone(),
+                            evict: evict.clone(),
+                        },
+                    );
+                    return Slot {
+                        id,
+                        activity,
+                        evicted: evict,
+                        connections: self.clone(),
+                    };
+                }
+            }
+            closed.await;
+        }
+    }
+
+    /// Resolves once no connection is open.
+    async fn all_closed(&self) {
+        loop {
+            let closed = self.closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.open() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+/// The open connection that has waited longest without a request in
+/// progress, if any.
+fn longest_waiting(open: &HashMap<u64, Entry>) -> Option<u64> {
+    open.iter()
+        .filter_map(|(id, entry)| Some((entry.activity.waiting_since()?, *id)))
+        .min()
+        .map(|(_, id)| id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn at_the_cap_the_longest_waiting_connection_makes_room() {
+        let connections = Arc::new(Connections::new(2));
+        let first = connections.admit().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let second = connections.admit().await;
+        // A request in progress on the first: the second is the one to go.
+        let busy = first.activity.begin();
+        let third = connections.admit().await;
+        assert!(second.evicted.is_cancelled());
+        assert!(!first.evicted.is_cancelled());
+        assert_eq!(connections.open(), 2);
+        // Both busy: the next waits until one closes.
+        let _busy_third = third.activity.begin();
+        let waiting = tokio::spawn({
+            let connections = connections.clone();
+            async move { connections.admit().await.id }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        drop(busy);
+        drop(first);
+        let admitted = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("admitted once a connection closed")
+            .unwrap();
+        assert!(admitted > third.id);
+        drop(second);
+    }
+
+    #[test]
+    fn the_automatic_cap_leaves_a_quarter_of_the_file_handles() {
+        assert_eq!(auto_max_connections(1024), 768);
+        assert_eq!(auto_max_connections(20_000), 15_000);
+        assert_eq!(auto_max_connections(8), 16);
+    }
+}

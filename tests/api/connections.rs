@@ -1,0 +1,158 @@
+//! Slow clients: trickled headers and bodies are cut off in the configured
+//! time, and a flood of slow connections at the connection cap does not lock
+//! other clients out. Raw TCP, as a slowloris client would send it.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+/// Writes `bytes` one at a time, `gap` apart, until the server closes the
+/// connection or everything is sent; returns whether the server closed it.
+async fn trickle(stream: &mut TcpStream, bytes: &[u8], gap: Duration) -> bool {
+    for byte in bytes {
+        if stream.write_all(&[*byte]).await.is_err() {
+            return true;
+        }
+        tokio::time::sleep(gap).await;
+        if closed_now(stream).await {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether the server has closed the connection (or answered and closed),
+/// looking without waiting.
+async fn closed_now(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    match tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await {
+        Ok(Ok(0) | Err(_)) => true,
+        Ok(Ok(_)) => closed_now_after_answer(stream).await,
+        Err(_) => false,
+    }
+}
+
+async fn closed_now_after_answer(stream: &mut TcpStream) -> bool {
+    let mut rest = Vec::new();
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await,
+        Ok(Ok(_) | Err(_))
+    )
+}
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn trickled_headers_are_cut_off_after_the_header_timeout() {
+    let app = spawn_app_with(|c| c.server.header_timeout_seconds = 1).await;
+    let mut stream = connect(&app).await;
+    let started = Instant::now();
+    // 40 header bytes at 200 ms each would take 8 s.
+    let headers = b"GET /livez HTTP/1.1\r\nhost: test\r\nx-slow: aaaaaaaaaaaaa";
+    let closed = trickle(&mut stream, headers, Duration::from_millis(200)).await;
+    let after = started.elapsed();
+    assert!(closed, "still open after {after:?}");
+    // Closed at the timeout, not at the end of the trickle.
+    assert!(after < Duration::from_secs(4), "{after:?}");
+    // A client that sends its request at once is answered as usual.
+    assert_eq!(app.get("/livez").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_trickled_body_gets_408_after_the_body_timeout() {
+    let app = spawn_app_with(|c| {
+        c.server.body_timeout_seconds = 1;
+        c.server.header_timeout_seconds = 30;
+    })
+    .await;
+    for path in [
+        "/api/v1/auth/login",
+        // The webhook has no rate limit: a slow body is its only risk.
+        "/api/v1/payments/webhooks/stripe",
+    ] {
+        let mut stream = connect(&app).await;
+        let started = Instant::now();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+             content-length: 100\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let reader = async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        answer.extend_from_slice(&buf[..n]);
+                        if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                            break;
+                        }
+                    }
+                }
+            }
+        };
+        // Nothing more is sent: the body never arrives.
+        tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("an answer within the body timeout");
+        let after = started.elapsed();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 408"), "{path}: {text}");
+        assert!(text.contains("application/problem+json"), "{text}");
+        assert!(text.contains("\"code\":\"REQUEST_TIMEOUT\""), "{text}");
+        assert!(after >= Duration::from_secs(1), "{after:?}");
+    }
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_slow_connections_make_room_for_other_clients() {
+    let app = spawn_app_with(|c| {
+        c.server.max_connections = 40;
+        c.server.header_timeout_seconds = 60;
+    })
+    .await;
+    // 200 connections, each with half a request's headers, none finishing:
+    // five times the cap, open long before any header timeout.
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut stream = connect(&app).await;
+        stream
+            .write_all(b"GET /livez HTTP/1.1\r\nhost: te")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    // A client arriving now is served, every time, while the flood keeps
+    // coming: each new slow connection pushes out an older one.
+    let probe = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    for _ in 0..20 {
+        let resp = tokio::time::timeout(
+            Duration::from_secs(5),
+            probe.get(app.url("/api/v1/offerings")).send(),
+        )
+        .await
+        .expect("answered while the cap is reached")
+        .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut more = connect(&app).await;
+        more.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        slow.push(more);
+    }
+    // The server closed the oldest slow connections to stay at its cap.
+    let mut closed = 0;
+    for stream in &mut slow {
+        if closed_now(stream).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 150, "only {closed} of {} closed", slow.len());
+}
