@@ -152,7 +152,8 @@ assert order.amount == 2 * variant.price and order.currency == variant.currency
 [item] = order.items
 assert (item.offering_id, item.variant_id, item.quantity) == (detail.id, variant.id, 2)
 assert item.unit_price == variant.price and item.line_total == order.amount
-assert isinstance(order.checkout_url, str) and order.checkout_url.endswith(f"/checkout/dev/{order.id}")
+assert isinstance(order.checkout_url, str) and "/checkout/dev/cs_dev_" in order.checkout_url
+assert order.id not in order.checkout_url, "the checkout link is an unguessable session, not the order id"
 step(f"drafted order {order.id}: 2 x {variant.price} {order.currency} = {order.amount}, PENDING_PAYMENT")
 
 again = ok(draft_order.sync_detailed(client=buyer, body=body, idempotency_key=key), HTTPStatus.OK, Order)

@@ -88,6 +88,13 @@ impl Application {
             config.server.public_url.trim_end_matches('/').to_string()
         };
         let payments = PaymentGateway::from_config(&config.payments, &public_url)?;
+        if config.payments.provider == crate::config::PaymentProvider::Dev
+            && !config.server.loopback_only()
+        {
+            tracing::warn!(
+                "payments.dev_allow_public = true: the dev checkout is reachable beyond this machine, and whoever holds a checkout link can mark its order paid without paying"
+            );
+        }
         let state = AppState(Arc::new(App {
             cache: ResponseCache::new(&config.cache),
             limits: RateLimits::new(&config.rate_limit),
@@ -233,9 +240,9 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .at("/readyz", get(health::api::root_readyz))
         .at("/livez", get(root_livez))
         .at("/", get(root_index))
-        .at("/checkout/dev/:id", get(dev_checkout::page))
-        .at("/checkout/dev/:id/pay", post(dev_checkout::pay))
-        .at("/checkout/dev/:id/cancel", post(dev_checkout::cancel))
+        .at("/checkout/dev/:session", get(dev_checkout::page))
+        .at("/checkout/dev/:session/pay", post(dev_checkout::pay))
+        .at("/checkout/dev/:session/cancel", post(dev_checkout::cancel))
         .at("/checkout/success", get(dev_checkout::returned))
         .at("/checkout/cancel", get(dev_checkout::returned));
     let routes = if state.config.metrics.enabled && state.config.metrics.addr.is_empty() {

@@ -78,6 +78,33 @@ pub struct ServerConfig {
     pub client_queue_ms: u64,
 }
 
+impl ServerConfig {
+    /// Whether clients can reach this server only from this machine: a
+    /// loopback listen address, and a public URL that is empty or names
+    /// localhost or a loopback address.
+    pub fn loopback_only(&self) -> bool {
+        if !self.addr.ip().is_loopback() {
+            return false;
+        }
+        if self.public_url.is_empty() {
+            return true;
+        }
+        let Ok(uri) = self.public_url.parse::<poem::http::Uri>() else {
+            return false;
+        };
+        match uri.host() {
+            Some(host) => {
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                host.eq_ignore_ascii_case("localhost")
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            None => false,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -341,19 +368,29 @@ pub struct PaymentsConfig {
     pub success_url: String,
     /// Where Stripe sends the buyer who cancels; `{orderId}` is replaced.
     pub cancel_url: String,
+    /// Lets the dev provider run while the server is reachable beyond
+    /// loopback (a non-loopback `server.addr` or `server.public_url`):
+    /// whoever holds a checkout link can then mark that order paid without
+    /// paying. For a shared demo only.
+    pub dev_allow_public: bool,
 }
+
+/// The dev provider's webhook secret when none is configured: public (it is
+/// in this file and the README), so the stripe provider refuses it.
+pub const DEV_WEBHOOK_SECRET: &str = "whsec_dev_only_change_me";
 
 impl Default for PaymentsConfig {
     fn default() -> Self {
         Self {
             provider: PaymentProvider::Dev,
-            webhook_secret: Secret::new("whsec_dev_only_change_me"),
+            webhook_secret: Secret::new(DEV_WEBHOOK_SECRET),
             webhook_tolerance_seconds: 300,
             stripe_secret_key: Secret::default(),
             stripe_api_base: "https://api.stripe.com".into(),
             stripe_timeout_ms: 10_000,
             success_url: "http://127.0.0.1:3002/checkout/success?orderId={orderId}".into(),
             cancel_url: "http://127.0.0.1:3002/checkout/cancel?orderId={orderId}".into(),
+            dev_allow_public: false,
         }
     }
 }
@@ -523,7 +560,7 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 26] = [
+        let checks: [(&str, bool, &str); 28] = [
             (
                 "metrics.addr",
                 self.metrics.addr.is_empty() || self.metrics.addr.parse::<SocketAddr>().is_ok(),
@@ -588,6 +625,19 @@ impl Config {
                 "payments.stripe_secret_key",
                 p.provider != PaymentProvider::Stripe || !p.stripe_secret_key.is_empty(),
                 "is required when payments.provider = \"stripe\"",
+            ),
+            (
+                "payments.webhook_secret",
+                p.provider != PaymentProvider::Stripe
+                    || p.webhook_secret.expose() != DEV_WEBHOOK_SECRET,
+                "must be your Stripe endpoint's own signing secret (whsec_... from the Stripe dashboard or `stripe listen`) when payments.provider = \"stripe\"; the dev default is public",
+            ),
+            (
+                "payments.provider",
+                p.provider != PaymentProvider::Dev
+                    || p.dev_allow_public
+                    || self.server.loopback_only(),
+                "is \"dev\", whose checkout marks orders paid without payment, while server.addr or server.public_url is reachable beyond loopback; use \"stripe\", or set payments.dev_allow_public = true if a public demo is intended",
             ),
             (
                 "payments.stripe_api_base",

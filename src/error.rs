@@ -109,6 +109,11 @@ impl Error {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
+    /// 410: the thing existed and is closed for good.
+    pub fn gone(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, "GONE", detail)
+    }
+
     /// 408: the request body did not arrive in time.
     pub fn request_timeout(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", detail)
@@ -360,6 +365,7 @@ pub(crate) fn code_for_status(status: StatusCode) -> &'static str {
         406 => "NOT_ACCEPTABLE",
         408 => "REQUEST_TIMEOUT",
         409 => "CONFLICT",
+        410 => "GONE",
         413 => "PAYLOAD_TOO_LARGE",
         415 => "UNSUPPORTED_MEDIA_TYPE",
         422 => "VALIDATION_ERROR",

@@ -163,7 +163,7 @@ pub async fn draft(
     let user_id = principal.user_id.clone();
     let provider = state.payments.kind();
     let order_id = crate::ids::new_id();
-    let local_session = state.payments.local_session(&order_id);
+    let local_session = state.payments.local_session();
     let cfg = state.config.orders.clone();
 
     let tx_key = key.clone();

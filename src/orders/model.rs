@@ -118,7 +118,9 @@ impl Example for Order {
                 quantity: 1,
                 line_total: 4900,
             }],
-            checkout_url: Some(format!("http://127.0.0.1:3002/checkout/dev/{id}")),
+            checkout_url: Some(
+                "http://127.0.0.1:3002/checkout/dev/cs_dev_Hq3vXy8LkP2nR7sT0wZ4bC6dF9gJ1mN5qU8yA2eK4hM".into(),
+            ),
             payment_provider: PaymentProvider::Dev,
             expires_at: "2026-01-15T10:00:00.000Z".into(),
             created_at: "2026-01-15T09:30:00.000Z".into(),

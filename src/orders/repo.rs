@@ -129,6 +129,13 @@ pub fn set_status(conn: &Connection, id: &str, to: OrderStatus, now: &str) -> ru
     Ok(())
 }
 
+/// The order a provider session belongs to.
+pub fn order_of_session(conn: &Connection, session_id: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT id FROM orders WHERE provider_session_id = ?1")?
+        .query_row(params![session_id], |row| row.get(0))
+        .optional()
+}
+
 /// The provider session id of an order.
 pub fn session_of(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT provider_session_id FROM orders WHERE id = ?1")?

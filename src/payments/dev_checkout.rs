@@ -1,7 +1,12 @@
-//! The dev provider's checkout: a plain HTML page per order with Pay and
-//! Cancel buttons (forms, no JavaScript). Pay delivers a correctly signed
-//! `checkout.session.completed` through the same webhook code and signature
-//! check as Stripe's deliveries; Cancel delivers `checkout.session.expired`.
+//! The dev provider's checkout: a plain HTML page per payment session with
+//! Pay and Cancel buttons (forms, no JavaScript). Pay delivers a correctly
+//! signed `checkout.session.completed` through the same webhook code and
+//! signature check as Stripe's deliveries; Cancel delivers
+//! `checkout.session.expired`.
+//!
+//! As with Stripe Checkout, the link is the capability: its session id is 32
+//! random bytes, bound to one order, and Pay and Cancel work only while that
+//! order is pending and unexpired. Knowing an order id is not enough.
 
 use html_escape::encode_text as esc;
 use poem::http::StatusCode;
@@ -14,19 +19,35 @@ use crate::error::Error;
 use crate::orders::model::{Order, OrderStatus};
 use crate::orders::repo as orders;
 use crate::payments::model::PaymentProvider;
+use crate::payments::provider::DEV_SESSION_PREFIX;
 use crate::state::AppState;
 
-async fn load(state: &AppState, id: String) -> Result<Order, Error> {
+/// The order of a dev session; 404 for anything that is not a live
+/// session id of this provider (older, guessable `cs_dev_<order id>` ids
+/// included).
+async fn load(state: &AppState, session: String) -> Result<Order, Error> {
     if state.payments.kind() != PaymentProvider::Dev {
         return Err(Error::not_found(
             "the dev checkout is off; payments.provider is not dev",
         ));
     }
+    let unknown = || Error::not_found("no such checkout session");
+    let random = session
+        .strip_prefix(DEV_SESSION_PREFIX)
+        .ok_or_else(unknown)?;
+    if random.len() != 43 {
+        return Err(unknown());
+    }
     state
         .db
-        .read(move |conn| Ok(orders::order_by_id(conn, &id, &crate::clock::now())?))
+        .read(move |conn| {
+            let Some(id) = orders::order_of_session(conn, &session)? else {
+                return Ok(None);
+            };
+            Ok(orders::order_by_id(conn, &id, &crate::clock::now())?)
+        })
         .await?
-        .ok_or_else(|| Error::not_found("no such order"))
+        .ok_or_else(unknown)
 }
 
 fn money(amount: i64, currency: &str) -> String {
@@ -38,10 +59,13 @@ fn money(amount: i64, currency: &str) -> String {
     )
 }
 
-/// `GET /checkout/dev/{id}`: the order summary with Pay and Cancel.
+/// `GET /checkout/dev/{session}`: the order summary with Pay and Cancel.
 #[handler]
-pub async fn page(state: Data<&AppState>, Path(id): Path<String>) -> poem::Result<Html<String>> {
-    let order = load(&state, id).await?;
+pub async fn page(
+    state: Data<&AppState>,
+    Path(session): Path<String>,
+) -> poem::Result<Html<String>> {
+    let order = load(&state, session.clone()).await?;
     let rows: String = order
         .items
         .iter()
@@ -56,9 +80,9 @@ pub async fn page(state: Data<&AppState>, Path(id): Path<String>) -> poem::Resul
         .collect();
     let actions = if order.status == OrderStatus::PendingPayment {
         format!(
-            "<form method=\"post\" action=\"/checkout/dev/{id}/pay\"><button type=\"submit\">Pay {total}</button></form>\
-             <form method=\"post\" action=\"/checkout/dev/{id}/cancel\"><button type=\"submit\">Cancel</button></form>",
-            id = esc(&order.id),
+            "<form method=\"post\" action=\"/checkout/dev/{session}/pay\"><button type=\"submit\">Pay {total}</button></form>\
+             <form method=\"post\" action=\"/checkout/dev/{session}/cancel\"><button type=\"submit\">Cancel</button></form>",
+            session = esc(&session),
             total = esc(&money(order.amount, &order.currency)),
         )
     } else {
@@ -78,10 +102,10 @@ pub async fn page(state: Data<&AppState>, Path(id): Path<String>) -> poem::Resul
     )))
 }
 
-/// The event Stripe would send for this order.
-fn event(order: &Order, kind: &str) -> Vec<u8> {
+/// The event Stripe would send for this order's session.
+fn event(order: &Order, session: &str, kind: &str) -> Vec<u8> {
     let session = json!({
-        "id": format!("cs_dev_{}", order.id),
+        "id": session,
         "object": "checkout.session",
         "amount_total": order.amount,
         "currency": order.currency,
@@ -103,9 +127,16 @@ fn event(order: &Order, kind: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn deliver(state: &AppState, id: String, kind: &str) -> poem::Result<Response> {
-    let order = load(state, id).await?;
-    let body = event(&order, kind);
+async fn deliver(state: &AppState, session: String, kind: &str) -> poem::Result<Response> {
+    let order = load(state, session.clone()).await?;
+    if order.status != OrderStatus::PendingPayment
+        || order.expires_at.as_str() <= crate::clock::now().as_str()
+    {
+        return Err(
+            Error::gone("this checkout session is closed: its order is no longer pending").into(),
+        );
+    }
+    let body = event(&order, &session, kind);
     let signature = webhook::sign(
         state.config.payments.webhook_secret.expose(),
         &body,
@@ -113,19 +144,19 @@ async fn deliver(state: &AppState, id: String, kind: &str) -> poem::Result<Respo
     );
     let ack = webhook::receive(state, &body, Some(&signature)).await?;
     tracing::info!(order_id = %order.id, kind, outcome = ack.outcome.as_str(), "dev checkout delivered an event");
-    Ok(Redirect::see_other(format!("/checkout/dev/{}", order.id)).into_response())
+    Ok(Redirect::see_other(format!("/checkout/dev/{session}")).into_response())
 }
 
-/// `POST /checkout/dev/{id}/pay`.
+/// `POST /checkout/dev/{session}/pay`.
 #[handler]
-pub async fn pay(state: Data<&AppState>, Path(id): Path<String>) -> poem::Result<Response> {
-    deliver(&state, id, "checkout.session.completed").await
+pub async fn pay(state: Data<&AppState>, Path(session): Path<String>) -> poem::Result<Response> {
+    deliver(&state, session, "checkout.session.completed").await
 }
 
-/// `POST /checkout/dev/{id}/cancel`.
+/// `POST /checkout/dev/{session}/cancel`.
 #[handler]
-pub async fn cancel(state: Data<&AppState>, Path(id): Path<String>) -> poem::Result<Response> {
-    deliver(&state, id, "checkout.session.expired").await
+pub async fn cancel(state: Data<&AppState>, Path(session): Path<String>) -> poem::Result<Response> {
+    deliver(&state, session, "checkout.session.expired").await
 }
 
 /// `GET /checkout/success` and `/checkout/cancel`: where Stripe Checkout

@@ -15,6 +15,9 @@ use crate::config::{PaymentProvider, PaymentsConfig};
 use crate::error::Error;
 use crate::orders::model::Order;
 
+/// How a dev session id begins; 43 base64url characters (32 random bytes) follow.
+pub const DEV_SESSION_PREFIX: &str = "cs_dev_";
+
 /// A payment session the buyer completes at `url`.
 #[derive(Debug, Clone)]
 pub struct CheckoutSession {
@@ -63,14 +66,19 @@ impl PaymentGateway {
         }
     }
 
-    /// The session of an order when opening one needs no network (the dev
-    /// provider), so it can be stored in the order's own transaction.
-    pub fn local_session(&self, order_id: &str) -> Option<CheckoutSession> {
+    /// A new session when opening one needs no network (the dev provider),
+    /// so it can be stored in the order's own transaction. As with Stripe's,
+    /// the session id is the capability: random, in the checkout link, and
+    /// good only while its order is pending and unexpired.
+    pub fn local_session(&self) -> Option<CheckoutSession> {
         match self {
-            PaymentGateway::Dev { public_url } => Some(CheckoutSession {
-                id: format!("cs_dev_{order_id}"),
-                url: format!("{public_url}/checkout/dev/{order_id}"),
-            }),
+            PaymentGateway::Dev { public_url } => {
+                let id = format!("{DEV_SESSION_PREFIX}{}", crate::auth::token::random_token());
+                Some(CheckoutSession {
+                    url: format!("{public_url}/checkout/dev/{id}"),
+                    id,
+                })
+            }
             PaymentGateway::Stripe { .. } => None,
         }
     }
@@ -80,7 +88,7 @@ impl PaymentGateway {
     pub async fn open_session(&self, order: &Order) -> Result<CheckoutSession, Error> {
         match self {
             PaymentGateway::Dev { .. } => self
-                .local_session(&order.id)
+                .local_session()
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("dev session"))),
             PaymentGateway::Stripe {
                 client,

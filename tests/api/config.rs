@@ -168,3 +168,80 @@ fn shipped_config_file_loads_and_lists_every_key() {
         }
     }
 }
+
+#[test]
+fn the_dev_provider_refuses_to_listen_beyond_loopback_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    for env in [
+        [
+            ("WEMASTER_SERVER__ADDR", "0.0.0.0:0"),
+            ("WEMASTER_SERVER__PUBLIC_URL", ""),
+        ],
+        [
+            ("WEMASTER_SERVER__ADDR", "127.0.0.1:0"),
+            ("WEMASTER_SERVER__PUBLIC_URL", "https://shop.example.com"),
+        ],
+    ] {
+        let (status, _, stderr) = run_binary(dir.path(), &["serve"], &env);
+        assert_eq!(status, 2, "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("payments.provider"), "{stderr}");
+        assert!(stderr.contains("payments.dev_allow_public"), "{stderr}");
+        assert!(!dir.path().join("data").exists(), "nothing created");
+    }
+    // Loopback public URLs are fine, and so is a public demo that says so.
+    for env in [
+        [
+            ("WEMASTER_SERVER__PUBLIC_URL", "http://localhost:3002"),
+            ("WEMASTER_PAYMENTS__DEV_ALLOW_PUBLIC", "false"),
+        ],
+        [
+            ("WEMASTER_SERVER__PUBLIC_URL", "https://demo.example.com"),
+            ("WEMASTER_PAYMENTS__DEV_ALLOW_PUBLIC", "true"),
+        ],
+    ] {
+        let (status, _, stderr) = run_binary(dir.path(), &["config"], &env);
+        assert_eq!(status, 0, "{stderr}");
+    }
+}
+
+#[test]
+fn the_stripe_provider_refuses_the_public_dev_webhook_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let stripe = [
+        ("WEMASTER_PAYMENTS__PROVIDER", "stripe"),
+        ("WEMASTER_PAYMENTS__STRIPE_SECRET_KEY", "sk_test_123"),
+    ];
+    let (status, _, stderr) = run_binary(dir.path(), &["serve"], &stripe);
+    assert_eq!(status, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("payments.webhook_secret"), "{stderr}");
+    assert!(!stderr.contains("whsec_dev_only_change_me"), "{stderr}");
+    let (status, _, stderr) = run_binary(
+        dir.path(),
+        &["serve"],
+        &[
+            stripe[0],
+            stripe[1],
+            (
+                "WEMASTER_PAYMENTS__WEBHOOK_SECRET",
+                "whsec_dev_only_change_me",
+            ),
+        ],
+    );
+    assert_eq!(status, 2, "{stderr}");
+    assert!(stderr.contains("payments.webhook_secret"), "{stderr}");
+    // Its own secret: accepted, and `config` does not show it.
+    let own = (
+        "WEMASTER_PAYMENTS__WEBHOOK_SECRET",
+        "whsec_our_own_endpoint_secret",
+    );
+    let (status, stdout, stderr) =
+        run_binary(dir.path(), &["config"], &[stripe[0], stripe[1], own]);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(
+        !stdout.contains("whsec_our_own_endpoint_secret"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("sk_test_123"), "{stdout}");
+}

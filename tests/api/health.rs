@@ -10,6 +10,8 @@ async fn healthz_reports_up_with_every_service() {
         assert_eq!(resp.status(), 200, "{path}");
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["status"], "up", "{path}: {body}");
+        // No secret of the configuration shows.
+        assert!(!body.to_string().contains(&crate::helpers::webhook_secret()));
         assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
         assert!(body["uptimeSeconds"].is_u64());
         assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));

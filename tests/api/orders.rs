@@ -529,3 +529,57 @@ async fn csv_export_escapes_commas_quotes_and_newlines() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_dev_checkout_needs_its_unguessable_link_and_closes_with_its_order() {
+    let app = spawn_app().await;
+    let token = app.token_of("student@test.com").await;
+    let order = app.draft_first(&token).await;
+    let id = order["id"].as_str().unwrap();
+    let checkout = order["checkoutUrl"].as_str().unwrap();
+    let enrolled = app.count("enrollments");
+    let session = checkout.rsplit('/').next().unwrap();
+    assert!(
+        session.starts_with("cs_dev_") && session.len() == 50,
+        "{session}"
+    );
+    assert!(!session.contains(id));
+    // Knowing the order id is not enough: not as the path, not as the
+    // session id older versions made from it, not a made-up one.
+    for guess in [
+        id.to_string(),
+        format!("cs_dev_{id}"),
+        format!("cs_dev_{}", "A".repeat(43)),
+    ] {
+        for action in ["pay", "cancel"] {
+            let resp = app
+                .client
+                .post(app.url(&format!("/checkout/dev/{guess}/{action}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(problem(resp, 404).await["code"], "NOT_FOUND");
+        }
+        let page = app.get(&format!("/checkout/dev/{guess}")).await;
+        assert_eq!(page.status(), 404);
+    }
+    assert_eq!(app.order(&token, id).await["status"], "PENDING_PAYMENT");
+    // The link's holder cancels; the link then no longer pays.
+    let cancel = app
+        .client
+        .post(format!("{checkout}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 303);
+    let pay = app
+        .client
+        .post(format!("{checkout}/pay"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(pay, 410).await["code"], "GONE");
+    let closed = app.order(&token, id).await;
+    assert_ne!(closed["status"], "PAID");
+    assert_eq!(app.count("enrollments"), enrolled);
+}
