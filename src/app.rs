@@ -15,6 +15,7 @@ use poem::web::Redirect;
 use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, post};
 
 use crate::auth::password::PasswordHasher;
+use crate::auth::sessions::Sessions;
 use crate::auth::token::AccessTokens;
 use crate::cache::ResponseCache;
 use crate::compression::Precompressed;
@@ -100,6 +101,10 @@ impl Application {
             limits: RateLimits::new(&config.rate_limit),
             admission: Admission::new(&config.server, config.rate_limit.max_keys),
             login_guard: LoginGuard::new(&config.rate_limit),
+            sessions: Sessions::new(
+                config.rate_limit.max_keys,
+                Duration::from_secs(config.auth.session_recheck_seconds),
+            ),
             payments,
             public_url,
             metrics: if config.metrics.enabled {

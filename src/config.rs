@@ -229,6 +229,10 @@ pub struct AuthConfig {
     pub refresh_token_ttl_seconds: u64,
     /// Lifetime of a password-reset token.
     pub reset_token_ttl_seconds: u64,
+    /// How long a session's liveness and its account's role are cached
+    /// before the database is asked again. Changes made through the API
+    /// apply at once; this bounds changes made outside it (a hand edit).
+    pub session_recheck_seconds: u64,
     /// Link sent for a password reset; `{token}` is replaced by the token.
     pub reset_link: String,
 }
@@ -247,6 +251,7 @@ impl Default for AuthConfig {
             access_token_ttl_seconds: 15 * 60,
             refresh_token_ttl_seconds: 30 * 24 * 3600,
             reset_token_ttl_seconds: 30 * 60,
+            session_recheck_seconds: 10,
             reset_link: "http://127.0.0.1:3002/reset-password?token={token}".into(),
         }
     }
@@ -560,7 +565,7 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 28] = [
+        let checks: [(&str, bool, &str); 29] = [
             (
                 "metrics.addr",
                 self.metrics.addr.is_empty() || self.metrics.addr.parse::<SocketAddr>().is_ok(),
@@ -695,6 +700,11 @@ impl Config {
                 "auth.refresh_token_ttl_seconds",
                 a.refresh_token_ttl_seconds >= 60,
                 "must be at least 60",
+            ),
+            (
+                "auth.session_recheck_seconds",
+                (1..=300).contains(&a.session_recheck_seconds),
+                "must be between 1 and 300",
             ),
             (
                 "auth.reset_token_ttl_seconds",

@@ -10,6 +10,7 @@ use std::time::Instant;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::password::PasswordHasher;
+use crate::auth::sessions::Sessions;
 use crate::auth::token::AccessTokens;
 use crate::cache::ResponseCache;
 use crate::config::Config;
@@ -32,6 +33,8 @@ pub struct App {
     pub hasher: PasswordHasher,
     /// Signs and verifies access tokens.
     pub tokens: AccessTokens,
+    /// Live sessions and their holders' current roles, cached.
+    pub sessions: Sessions,
     /// Budgets per user and the failure throttle per address.
     pub limits: RateLimits,
     /// In-flight caps: per client address (fairness) and server-wide

@@ -81,6 +81,8 @@ impl AuthApi {
         let refresh = random_token();
         let refresh_hash = token_hash(&refresh);
         let ttl = state.config.auth.refresh_token_ttl_seconds;
+        let family = crate::ids::new_id();
+        let sid = family.clone();
         let user = state
             .db
             .write(move |conn| {
@@ -92,7 +94,7 @@ impl AuthApi {
                 repo::insert_refresh_token(
                     &tx,
                     &user.id,
-                    &crate::ids::new_id(),
+                    &family,
                     &refresh_hash,
                     &user.created_at,
                     &expires_in(ttl),
@@ -103,7 +105,9 @@ impl AuthApi {
                 Ok(created)
             })
             .await?;
-        Ok(Registered::Created(Json(session(&state, user, refresh)?)))
+        Ok(Registered::Created(Json(session(
+            &state, user, refresh, &sid,
+        )?)))
     }
 
     /// Sign in
@@ -159,11 +163,13 @@ impl AuthApi {
         let refresh_hash = token_hash(&refresh);
         let ttl = state.config.auth.refresh_token_ttl_seconds;
         let user_id = user.id.clone();
+        // The session: this login's refresh-token family.
+        let family = crate::ids::new_id();
+        let sid = family.clone();
         state
             .db
             .write(move |conn| {
                 let now = crate::clock::now();
-                let family = crate::ids::new_id();
                 repo::insert_refresh_token(
                     conn,
                     &user_id,
@@ -175,7 +181,7 @@ impl AuthApi {
                 Ok(())
             })
             .await?;
-        Ok(Json(session(&state, user, refresh)?))
+        Ok(Json(session(&state, user, refresh, &sid)?))
     }
 
     /// Rotate a refresh token
@@ -213,7 +219,7 @@ impl AuthApi {
                         revoked,
                         "rotated refresh token presented again; token family revoked"
                     );
-                    return Ok(Rotation::Rejected);
+                    return Ok(Rotation::Revoked(row.family_id));
                 }
                 let Some(user) = repo::user_by_id(&tx, &row.user_id)? else {
                     return Ok(Rotation::Rejected);
@@ -228,16 +234,17 @@ impl AuthApi {
                     &expires_in(ttl),
                 )?;
                 tx.commit()?;
-                Ok(Rotation::Rotated(user))
+                Ok(Rotation::Rotated(user, row.family_id))
             })
             .await?;
         match outcome {
-            Rotation::Rotated(user) => Ok(Json(session(&state, user, next)?)),
-            Rotation::Rejected => Err(Error::unauthorized(
-                "AUTH_TOKEN_INVALID",
-                "the refresh token is invalid, expired or already used",
-            )
-            .into()),
+            Rotation::Rotated(user, sid) => Ok(Json(session(&state, user, next, &sid)?)),
+            Rotation::Revoked(sid) => {
+                // The family's access tokens end with it.
+                state.sessions.forget(&sid);
+                Err(invalid_refresh().into())
+            }
+            Rotation::Rejected => Err(invalid_refresh().into()),
         }
     }
 
@@ -252,10 +259,18 @@ impl AuthApi {
         body: Json<RefreshRequest>,
     ) -> ApiResult<NoContent, { TOO_MANY_REQUESTS | JSON_BODY | SERVER }> {
         let hash = token_hash(&body.0.refresh_token);
-        state
+        let family = state
             .db
-            .write(move |conn| Ok(repo::revoke_token(conn, &hash, &crate::clock::now())?))
+            .write(move |conn| {
+                let family = repo::refresh_token_by_hash(conn, &hash)?.map(|row| row.family_id);
+                repo::revoke_token(conn, &hash, &crate::clock::now())?;
+                Ok(family)
+            })
             .await?;
+        // The session's access tokens end now, not at their expiry.
+        if let Some(family) = family {
+            state.sessions.forget(&family);
+        }
         Ok(NoContent::Done)
     }
 
@@ -325,16 +340,18 @@ impl AuthApi {
                 let tx = conn.transaction()?;
                 let now = crate::clock::now();
                 let Some(user_id) = repo::consume_password_reset(&tx, &presented, &now)? else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 repo::set_password(&tx, &user_id, &new_hash, &now)?;
                 repo::revoke_all_for_user(&tx, &user_id, &now)?;
                 repo::void_password_resets(&tx, &user_id, &now)?;
                 tx.commit()?;
-                Ok(true)
+                Ok(Some(user_id))
             })
             .await?;
-        if done {
+        if let Some(user_id) = done {
+            // Every session of the account ends now, access tokens included.
+            state.sessions.forget_account(&user_id);
             Ok(NoContent::Done)
         } else {
             Err(Error::bad_request(
@@ -408,8 +425,18 @@ impl UsersApi {
 }
 
 enum Rotation {
-    Rotated(User),
+    /// Rotated: the account and its session (the family).
+    Rotated(User, String),
+    /// A rotated token presented again: this family (session) is revoked.
+    Revoked(String),
     Rejected,
+}
+
+fn invalid_refresh() -> Error {
+    Error::unauthorized(
+        "AUTH_TOKEN_INVALID",
+        "the refresh token is invalid, expired or already used",
+    )
 }
 
 /// RFC 3339 time `seconds` from now.
@@ -417,9 +444,15 @@ fn expires_in(seconds: u64) -> String {
     crate::clock::format(time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds as i64))
 }
 
-/// Builds the session answer: a fresh access token plus the refresh token.
-fn session(state: &AppState, user: User, refresh_token: String) -> Result<AuthResponse, Error> {
-    let (access_token, expires_in) = state.tokens.issue(&user.id, user.role)?;
+/// Builds the session answer: a fresh access token of session `sid` plus
+/// the refresh token.
+fn session(
+    state: &AppState,
+    user: User,
+    refresh_token: String,
+    sid: &str,
+) -> Result<AuthResponse, Error> {
+    let (access_token, expires_in) = state.tokens.issue(&user.id, user.role, sid)?;
     Ok(AuthResponse {
         access_token,
         refresh_token,

@@ -5,6 +5,7 @@ pub mod api;
 pub mod model;
 pub mod password;
 pub mod repo;
+pub mod sessions;
 pub mod token;
 
 use poem::Request;
@@ -13,29 +14,7 @@ use poem_openapi::auth::Bearer;
 
 use crate::error::Error;
 use crate::state::AppState;
-use model::Role;
-
-/// Who is calling, from a verified access token.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub user_id: String,
-    pub role: Role,
-}
-
-impl Principal {
-    /// 403 unless the caller has one of `roles`.
-    pub fn require_role(&self, roles: &[Role]) -> Result<(), Error> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(Error::forbidden("your role may not do this"))
-        }
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-}
+pub use model::Principal;
 
 /// `Authorization: Bearer <accessToken>`. As a handler argument it marks the
 /// operation as protected in the spec and rejects missing, expired or
@@ -57,13 +36,11 @@ pub struct VerifiedBearer {
     pub principal: Principal,
 }
 
-/// Verifies an access token and names its holder.
-pub fn principal_of(state: &AppState, token: &str) -> Result<Principal, Error> {
+/// Verifies an access token and names its holder, with the role the
+/// account has now; 401 once its session has ended.
+pub async fn principal_of(state: &AppState, token: &str) -> Result<Principal, Error> {
     let claims = state.tokens.verify(token)?;
-    Ok(Principal {
-        user_id: claims.sub,
-        role: claims.role,
-    })
+    state.sessions.holder(&state.db, &claims).await
 }
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
@@ -75,7 +52,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     let state = req
         .data::<AppState>()
         .ok_or_else(|| Error::internal(anyhow::anyhow!("application state missing")))?;
-    Ok(principal_of(state, &bearer.token)?)
+    Ok(principal_of(state, &bearer.token).await?)
 }
 
 /// The HS256 secret: the configured one, else the one generated on first

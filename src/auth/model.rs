@@ -1,5 +1,6 @@
 //! Account types.
 
+use crate::error::Error;
 use crate::text::Text;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
@@ -274,5 +275,27 @@ impl Example for OutboxMessage {
                     .into(),
             created_at: "2026-01-15T09:30:00.000Z".into(),
         }
+    }
+}
+
+/// Who is calling, from a verified access token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// 403 unless the caller has one of `roles`.
+    pub fn require_role(&self, roles: &[Role]) -> Result<(), Error> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(Error::forbidden("your role may not do this"))
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
     }
 }

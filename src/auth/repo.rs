@@ -155,6 +155,26 @@ pub fn refresh_token_by_hash(
     .optional()
 }
 
+/// The account holding a live session (a refresh-token family with a
+/// current token: not rotated, not revoked, not expired) and its role now.
+pub fn session_holder(
+    conn: &Connection,
+    family_id: &str,
+    now: &str,
+) -> rusqlite::Result<Option<(String, Role)>> {
+    conn.prepare_cached(
+        "SELECT u.id, u.role FROM refresh_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.family_id = ?1 AND t.rotated_at IS NULL AND t.revoked_at IS NULL
+           AND t.expires_at > ?2
+         LIMIT 1",
+    )?
+    .query_row(params![family_id, now], |row| {
+        let role: String = row.get(1)?;
+        Ok((row.get(0)?, Role::parse(&role).unwrap_or(Role::Student)))
+    })
+    .optional()
+}
+
 pub fn mark_rotated(conn: &Connection, id: &str, now: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE refresh_tokens SET rotated_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;

@@ -22,6 +22,11 @@ pub struct Claims {
     pub iss: String,
     pub aud: String,
     pub jti: String,
+    /// The session: the refresh-token family of the login (see
+    /// `sessions.rs`). Empty in tokens from before sessions were checked,
+    /// which are refused.
+    #[serde(default)]
+    pub sid: String,
 }
 
 /// Signs and checks access tokens.
@@ -52,8 +57,9 @@ impl AccessTokens {
         }
     }
 
-    /// A signed token for this account and its lifetime in seconds.
-    pub fn issue(&self, user_id: &str, role: Role) -> Result<(String, u64), Error> {
+    /// A signed token for this account's session `sid` and its lifetime in
+    /// seconds.
+    pub fn issue(&self, user_id: &str, role: Role, sid: &str) -> Result<(String, u64), Error> {
         let now = unix_now();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -63,6 +69,7 @@ impl AccessTokens {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             jti: crate::ids::new_id(),
+            sid: sid.to_string(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::internal(anyhow::anyhow!("signing a token failed: {e}")))?;

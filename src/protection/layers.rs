@@ -13,8 +13,8 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use super::admission::{Refusal, group};
 use super::client_ip::client_ip;
 use super::limits::{Class, Decision};
+use crate::auth::VerifiedBearer;
 use crate::auth::token::Rejection;
-use crate::auth::{Principal, VerifiedBearer};
 use crate::config::ServerConfig;
 use crate::error::{Error, problem_from_poem_error};
 use crate::state::AppState;
@@ -155,19 +155,21 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
     let mut forged_bearer = false;
-    let verified = bearer.and_then(|token| match state.tokens.check(&token) {
-        Ok(claims) => Some(VerifiedBearer {
-            token,
-            principal: Principal {
-                user_id: claims.sub,
-                role: claims.role,
-            },
-        }),
-        Err(rejection) => {
+    // A genuine token of an ended session is not forged: the operation's
+    // own check answers it 401 without charging the address.
+    let verified = match bearer.map(|token| (state.tokens.check(&token), token)) {
+        Some((Ok(claims), token)) => state
+            .sessions
+            .holder(&state.db, &claims)
+            .await
+            .ok()
+            .map(|principal| VerifiedBearer { token, principal }),
+        Some((Err(rejection), _)) => {
             forged_bearer = rejection == Rejection::Invalid;
             None
         }
-    });
+        None => None,
+    };
     let address = match client_ip(&req, &state.config.server.trusted_proxies) {
         Some(ip) => format!("ip:{}", group(ip)),
         None => "ip:unknown".to_string(),

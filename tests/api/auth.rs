@@ -356,14 +356,31 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
 }
 
 #[tokio::test]
-async fn logout_revokes_the_refresh_token() {
+async fn logout_ends_the_session_and_its_access_token_at_once() {
     let app = spawn_app().await;
     let session = app.login("student@test.com", "password123").await;
+    let other = app.login("student@test.com", "password123").await;
+    let access = session["accessToken"].as_str().unwrap();
+    // Read once, so the session's liveness is cached before the logout.
+    assert_eq!(
+        app.get_with_token("/api/v1/auth/me", access).await.status(),
+        200
+    );
     let token = &session["refreshToken"];
     let resp = app
         .post_json("/api/v1/auth/logout", &json!({"refreshToken": token}))
         .await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let me = app.get_with_token("/api/v1/auth/me", access).await;
+    assert_eq!(problem(me, 401).await["code"], "AUTH_TOKEN_INVALID");
+    // The account's other session (another device) goes on.
+    let other_access = other["accessToken"].as_str().unwrap();
+    assert_eq!(
+        app.get_with_token("/api/v1/auth/me", other_access)
+            .await
+            .status(),
+        200
+    );
     problem(
         app.post_json("/api/v1/auth/refresh", &json!({"refreshToken": token}))
             .await,
@@ -412,6 +429,8 @@ async fn wait_for_reset_mail(app: &TestApp, recipient: &str) -> Value {
 async fn reset_password_works_once_and_ends_every_session() {
     let app = spawn_app().await;
     let session = app.login("student@test.com", "password123").await;
+    let access = session["accessToken"].as_str().unwrap().to_string();
+    assert_eq!(app.draft_first_response(&access).await.status(), 201);
     app.post_json(
         "/api/v1/auth/forgot-password",
         &json!({"email": "student@test.com"}),
@@ -428,6 +447,9 @@ async fn reset_password_works_once_and_ends_every_session() {
         )
         .await;
     assert_eq!(resp.status(), 204);
+    // The old access token no longer drafts orders.
+    let draft = app.draft_first_response(&access).await;
+    assert_eq!(problem(draft, 401).await["code"], "AUTH_TOKEN_INVALID");
     // Old password out, new password in, old refresh tokens revoked.
     let old = app
         .post_json(
@@ -682,4 +704,41 @@ fn user_create_reads_the_password_from_env_never_argv() {
         &env,
     );
     assert_eq!(status, 2);
+}
+
+#[tokio::test]
+async fn a_demoted_or_deleted_account_loses_its_powers_before_its_token_expires() {
+    let app = spawn_app_with(|c| c.auth.session_recheck_seconds = 1).await;
+    let admin = app.token_of("admin@test.com").await;
+    assert_eq!(
+        app.get_with_token("/api/v1/admin/reconciliation", &admin)
+            .await
+            .status(),
+        200
+    );
+    let student = app.token_of("student2@test.com").await;
+    assert_eq!(
+        app.get_with_token("/api/v1/auth/me", &student)
+            .await
+            .status(),
+        200
+    );
+    // Changed outside the API, by hand: seen within the recheck period.
+    let db = rusqlite::Connection::open(&app.db_path).unwrap();
+    db.execute(
+        "UPDATE users SET role = 'STUDENT' WHERE email = 'admin@test.com'",
+        [],
+    )
+    .unwrap();
+    db.execute("DELETE FROM enrollments WHERE user_id IN (SELECT id FROM users WHERE email = 'student2@test.com')", [])
+        .unwrap();
+    db.execute("DELETE FROM users WHERE email = 'student2@test.com'", [])
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let refused = app
+        .get_with_token("/api/v1/admin/reconciliation", &admin)
+        .await;
+    assert_eq!(problem(refused, 403).await["code"], "FORBIDDEN");
+    let gone = app.get_with_token("/api/v1/auth/me", &student).await;
+    assert_eq!(problem(gone, 401).await["code"], "AUTH_TOKEN_INVALID");
 }

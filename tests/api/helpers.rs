@@ -226,6 +226,13 @@ impl TestApp {
 
     /// Drafts an order of the first listed offering and returns it.
     pub async fn draft_first(&self, token: &str) -> Value {
+        let resp = self.draft_first_response(token).await;
+        assert_eq!(resp.status(), 201);
+        resp.json().await.unwrap()
+    }
+
+    /// Drafts one of the first offering's first variant: the answer as it is.
+    pub async fn draft_first_response(&self, token: &str) -> reqwest::Response {
         let offerings: Value = self
             .get("/api/v1/offerings?limit=1")
             .await
@@ -233,15 +240,12 @@ impl TestApp {
             .await
             .unwrap();
         let o = &offerings[0];
-        let resp = self
-            .draft(
-                token,
-                &json!({"offeringId": o["id"], "variantId": o["variants"][0]["id"], "quantity": 1}),
-                None,
-            )
-            .await;
-        assert_eq!(resp.status(), 201);
-        resp.json().await.unwrap()
+        self.draft(
+            token,
+            &json!({"offeringId": o["id"], "variantId": o["variants"][0]["id"], "quantity": 1}),
+            None,
+        )
+        .await
     }
 
     /// Delivers `event` to the webhook signed with `secret` at time `t`.

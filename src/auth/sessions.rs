@@ -1,0 +1,86 @@
+//! Which sessions are live, so an access token ends with its session rather
+//! than at its `exp`.
+//!
+//! Every access token names its session (`sid`): the refresh-token family
+//! its login started. A session is live while that family has a current
+//! refresh token (not rotated, not revoked, not expired). Logout revokes it,
+//! a password reset revokes every family of the account, a reused refresh
+//! token revokes its family, and deleting an account deletes its families;
+//! from then on the session's access tokens get 401. The role and the
+//! account come from the database too, so a demoted account loses its
+//! powers at once.
+//!
+//! Answers are cached per session for `auth.session_recheck_seconds`, so a
+//! request costs a cache lookup, not a query; every change this process makes invalidates
+//! the entries it touches at once, and the short lifetime bounds how long a
+//! change made by another process (a restored backup, a hand edit) takes.
+
+use std::time::Duration;
+
+use moka::sync::Cache;
+
+use super::model::Principal;
+use super::repo;
+use super::token::Claims;
+use crate::db::Db;
+use crate::error::Error;
+
+/// The cache of live sessions and their holders.
+pub struct Sessions {
+    /// Session id to its holder now, or `None` when it has ended.
+    holders: Cache<String, Option<Principal>>,
+}
+
+impl Sessions {
+    /// At most `max_sessions` remembered, each for `recheck`.
+    pub fn new(max_sessions: u64, recheck: Duration) -> Self {
+        Self {
+            holders: Cache::builder()
+                .max_capacity(max_sessions)
+                .time_to_live(recheck)
+                .support_invalidation_closures()
+                .build(),
+        }
+    }
+
+    /// Who holds the session of these (verified) claims; 401 when it has
+    /// ended or the account is gone.
+    pub async fn holder(&self, db: &Db, claims: &Claims) -> Result<Principal, Error> {
+        let ended =
+            || Error::unauthorized("AUTH_TOKEN_INVALID", "the session has ended; sign in again");
+        if claims.sid.is_empty() {
+            return Err(ended());
+        }
+        let holder = match self.holders.get(&claims.sid) {
+            Some(holder) => holder,
+            None => {
+                let sid = claims.sid.clone();
+                let holder = db
+                    .read(move |conn| Ok(repo::session_holder(conn, &sid, &crate::clock::now())?))
+                    .await?
+                    .map(|(user_id, role)| Principal { user_id, role });
+                self.holders.insert(claims.sid.clone(), holder.clone());
+                holder
+            }
+        };
+        match holder {
+            Some(holder) if holder.user_id == claims.sub => Ok(holder),
+            _ => Err(ended()),
+        }
+    }
+
+    /// Forgets what is known of one session (it was just ended).
+    pub fn forget(&self, sid: &str) {
+        self.holders.invalidate(sid);
+    }
+
+    /// Forgets every session of one account (its sessions ended, or its
+    /// role changed).
+    pub fn forget_account(&self, user_id: &str) {
+        let user_id = user_id.to_string();
+        // Only fails when closures are not supported, which `new` enables.
+        let _ = self.holders.invalidate_entries_if(move |_, holder| {
+            holder.as_ref().is_none_or(|h| h.user_id == user_id)
+        });
+    }
+}
