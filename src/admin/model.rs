@@ -74,4 +74,7 @@ pub struct Reconciliation {
     pub amount_mismatches: Vec<EventRef>,
     /// Events naming no order, an unknown order, or a closed one.
     pub unmatched_events: Vec<EventRef>,
+    /// Refunds delivered before their payment, not applied yet: each is
+    /// applied when its payment arrives.
+    pub refunds_awaiting_payment: Vec<EventRef>,
 }

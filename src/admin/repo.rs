@@ -115,5 +115,15 @@ pub fn reconcile(
         payments_without_order,
         amount_mismatches: events(&[WebhookOutcome::AmountMismatch])?,
         unmatched_events: events(&WebhookOutcome::UNMATCHED)?,
+        refunds_awaiting_payment: conn
+            .prepare_cached(
+                "SELECT e.id, e.type, e.order_id, e.outcome, e.detail, e.amount, e.currency,
+                        e.received_at
+                 FROM early_refunds r JOIN webhook_events e ON e.id = r.event_id
+                 WHERE r.applied_at IS NULL AND e.received_at >= ?1 AND e.received_at < ?2
+                 ORDER BY e.received_at LIMIT ?3",
+            )?
+            .query_map(params![from, to, CAP], event_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
     })
 }

@@ -24,6 +24,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0003_catalogue_search.sql")),
     M::up(include_str!("migrations/0004_orders_payments.sql")),
     M::up(include_str!("migrations/0005_session_lookup.sql")),
+    M::up(include_str!("migrations/0006_early_refunds.sql")),
 ];
 
 /// The schema version this binary writes.

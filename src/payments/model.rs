@@ -66,12 +66,15 @@ pub enum WebhookOutcome {
     PaymentForClosedOrder,
     /// Part of the money went back; the order is unchanged.
     PartialRefund,
+    /// A refund for an order whose payment has not arrived yet: kept, and
+    /// applied when the payment does (the order then ends REFUNDED).
+    RefundBeforePayment,
     /// An event type this server does not act on; recorded only.
     UnhandledType,
 }
 
 impl WebhookOutcome {
-    pub const ALL: [WebhookOutcome; 10] = [
+    pub const ALL: [WebhookOutcome; 11] = [
         WebhookOutcome::Applied,
         WebhookOutcome::AlreadyApplied,
         WebhookOutcome::IgnoredStale,
@@ -81,6 +84,7 @@ impl WebhookOutcome {
         WebhookOutcome::NoOrderReference,
         WebhookOutcome::PaymentForClosedOrder,
         WebhookOutcome::PartialRefund,
+        WebhookOutcome::RefundBeforePayment,
         WebhookOutcome::UnhandledType,
     ];
 
@@ -102,6 +106,7 @@ impl WebhookOutcome {
             WebhookOutcome::NoOrderReference => "NO_ORDER_REFERENCE",
             WebhookOutcome::PaymentForClosedOrder => "PAYMENT_FOR_CLOSED_ORDER",
             WebhookOutcome::PartialRefund => "PARTIAL_REFUND",
+            WebhookOutcome::RefundBeforePayment => "REFUND_BEFORE_PAYMENT",
             WebhookOutcome::UnhandledType => "UNHANDLED_TYPE",
         }
     }

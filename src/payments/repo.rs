@@ -78,10 +78,91 @@ pub fn record_payment(
 
 pub fn mark_refunded(conn: &Connection, order_id: &str, now: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE payments SET status = 'REFUNDED', updated_at = ?2 WHERE order_id = ?1",
+        "UPDATE payments SET status = 'REFUNDED', refunded_amount = amount, updated_at = ?2
+         WHERE order_id = ?1",
     )?
     .execute(params![order_id, now])?;
     Ok(())
+}
+
+/// Records how much of a payment went back (a partial refund).
+pub fn set_refunded_amount(
+    conn: &Connection,
+    order_id: Option<&str>,
+    provider_ref: Option<&str>,
+    refunded: i64,
+    now: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE payments SET refunded_amount = MAX(refunded_amount, ?3), updated_at = ?4
+         WHERE order_id = ?1 OR provider_ref = ?2",
+    )?
+    .execute(params![order_id, provider_ref, refunded, now])?;
+    Ok(())
+}
+
+/// A refund that came before its payment.
+pub struct EarlyRefund<'a> {
+    pub event_id: &'a str,
+    pub order_id: Option<&'a str>,
+    pub provider_ref: Option<&'a str>,
+    /// Refunded so far, minor units.
+    pub amount: Option<i64>,
+    pub currency: Option<&'a str>,
+    pub full: bool,
+    pub received_at: &'a str,
+}
+
+pub fn insert_early_refund(conn: &Connection, r: &EarlyRefund<'_>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO early_refunds (event_id, order_id, provider_ref, amount, currency, full, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        r.event_id,
+        r.order_id,
+        r.provider_ref,
+        r.amount,
+        r.currency,
+        r.full,
+        r.received_at
+    ])?;
+    Ok(())
+}
+
+/// Takes the refunds that came before this order's payment (matched by
+/// order or by the payment's provider id), marking them applied: whether
+/// any was full, and the most refunded. `None` when there were none.
+pub fn take_early_refunds(
+    conn: &Connection,
+    order_id: &str,
+    provider_ref: Option<&str>,
+    now: &str,
+) -> rusqlite::Result<Option<(bool, i64)>> {
+    let found: (i64, Option<bool>, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), MAX(full), MAX(amount) FROM early_refunds
+             WHERE applied_at IS NULL AND (order_id = ?1 OR provider_ref = ?2)",
+        )?
+        .query_row(params![order_id, provider_ref], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    if found.0 == 0 {
+        return Ok(None);
+    }
+    // Events matched only through a payment intent learn their order now.
+    conn.prepare_cached(
+        "UPDATE webhook_events SET order_id = ?1
+         WHERE order_id IS NULL AND id IN (SELECT event_id FROM early_refunds
+             WHERE applied_at IS NULL AND (order_id = ?1 OR provider_ref = ?2))",
+    )?
+    .execute(params![order_id, provider_ref])?;
+    conn.prepare_cached(
+        "UPDATE early_refunds SET applied_at = ?3, order_id = COALESCE(order_id, ?1)
+         WHERE applied_at IS NULL AND (order_id = ?1 OR provider_ref = ?2)",
+    )?
+    .execute(params![order_id, provider_ref, now])?;
+    Ok(Some((found.1.unwrap_or(false), found.2.unwrap_or(0))))
 }
 
 /// The order a provider payment was recorded for.

@@ -114,6 +114,8 @@ struct Parsed {
     currency: Option<String>,
     /// The provider's id for the money: payment intent, else the session.
     provider_ref: Option<String>,
+    /// For a refund: how much has gone back so far (`amount_refunded`).
+    refunded: Option<i64>,
 }
 
 fn parse(event: Event) -> Parsed {
@@ -180,7 +182,11 @@ fn parse(event: Event) -> Parsed {
         }
         _ => (Action::Unhandled, metadata_order, None, None),
     };
+    let refunded = matches!(action, Action::Refund { .. })
+        .then(|| int("amount_refunded"))
+        .flatten();
     Parsed {
+        refunded,
         currency: text("currency").map(|c| c.to_lowercase()),
         id: event.id,
         kind: event.kind,
@@ -250,17 +256,20 @@ pub async fn receive(
                 return Ok((true, WebhookOutcome::AlreadyApplied));
             }
             let now = crate::clock::now();
-            let (outcome, detail) = apply(&tx, &parsed, provider, &now)?;
+            let applied = apply(&tx, &parsed, provider, &now)?;
+            let outcome = applied.outcome;
             repo::record_event(
                 &tx,
                 &EventRecord {
                     id: &parsed.id,
                     provider,
                     kind: &parsed.kind,
-                    order_id: parsed.order_id.as_deref(),
+                    // As matched: a refund may name only its payment intent.
+                    order_id: applied.order_id.as_deref().or(parsed.order_id.as_deref()),
                     outcome,
-                    detail: detail.as_deref(),
-                    amount: parsed.amount,
+                    detail: applied.detail.as_deref(),
+                    // A refund's own amount: what went back, not the charge.
+                    amount: parsed.refunded.or(parsed.amount),
                     currency: parsed.currency.as_deref(),
                     created: parsed.created,
                     received_at: &now,
@@ -286,16 +295,35 @@ pub async fn receive(
     })
 }
 
-/// Applies an event's effects inside the caller's transaction; returns the
-/// outcome and, for the unusual ones, why.
+/// What applying an event did.
+struct Applied {
+    outcome: WebhookOutcome,
+    /// Why, for the unusual outcomes.
+    detail: Option<String>,
+    /// The order the event was matched to, also when only through its
+    /// payment intent.
+    order_id: Option<String>,
+}
+
+impl Applied {
+    fn new(outcome: WebhookOutcome, detail: Option<String>, order_id: Option<&str>) -> Self {
+        Self {
+            outcome,
+            detail,
+            order_id: order_id.map(str::to_string),
+        }
+    }
+}
+
+/// Applies an event's effects inside the caller's transaction.
 fn apply(
     tx: &rusqlite::Transaction<'_>,
     e: &Parsed,
     provider: PaymentProvider,
     now: &str,
-) -> Result<(WebhookOutcome, Option<String>), Error> {
+) -> Result<Applied, Error> {
     if e.action == Action::Unhandled {
-        return Ok((WebhookOutcome::UnhandledType, None));
+        return Ok(Applied::new(WebhookOutcome::UnhandledType, None, None));
     }
     // A refund may only name the payment intent.
     let order_id = e
@@ -313,40 +341,79 @@ fn apply(
         }
         Ok(())
     };
+    // A refund whose payment has not arrived (Stripe does not deliver in
+    // order): kept, and applied when the payment comes.
+    let refund_early = |order: Option<&str>, full: bool| -> Result<Applied, Error> {
+        repo::insert_early_refund(
+            tx,
+            &repo::EarlyRefund {
+                event_id: &e.id,
+                order_id: order,
+                provider_ref: e.provider_ref.as_deref(),
+                amount: e.refunded,
+                currency: e.currency.as_deref(),
+                full,
+                received_at: now,
+            },
+        )?;
+        Ok(Applied::new(
+            WebhookOutcome::RefundBeforePayment,
+            Some("the payment has not arrived; the refund is applied when it does".into()),
+            order,
+        ))
+    };
     let Some(order_id) = order_id else {
+        if let (Action::Refund { full }, Some(_)) = (e.action, &e.provider_ref) {
+            return refund_early(None, full);
+        }
         record_money(None)?;
-        return Ok((
+        return Ok(Applied::new(
             WebhookOutcome::NoOrderReference,
             Some("the event names no order".into()),
+            None,
         ));
     };
     let Some(order) = orders::order_by_id(tx, &order_id, now)? else {
         record_money(Some(&order_id))?;
-        return Ok((
+        return Ok(Applied::new(
             WebhookOutcome::UnknownOrder,
             Some(format!("no order {order_id}")),
+            None,
         ));
     };
+    let matched = Some(order.id.as_str());
 
     let target = match e.action {
-        Action::Pay { paid: false } => return Ok((WebhookOutcome::AwaitingPayment, None)),
+        Action::Pay { paid: false } => {
+            return Ok(Applied::new(WebhookOutcome::AwaitingPayment, None, matched));
+        }
         Action::Pay { paid: true } => OrderStatus::Paid,
         Action::Fail => OrderStatus::Failed,
         Action::Expire => OrderStatus::Expired,
+        Action::Refund { full } if order.status == OrderStatus::PendingPayment => {
+            return refund_early(matched, full);
+        }
         Action::Refund { full: false } => {
-            return Ok((
+            if let Some(refunded) = e.refunded {
+                repo::set_refunded_amount(tx, matched, e.provider_ref.as_deref(), refunded, now)?;
+            }
+            return Ok(Applied::new(
                 WebhookOutcome::PartialRefund,
-                Some("partial refund; order unchanged".into()),
+                Some(format!(
+                    "partial refund of {}; order unchanged",
+                    e.refunded.map_or("?".into(), |a| a.to_string())
+                )),
+                matched,
             ));
         }
         Action::Refund { full: true } => OrderStatus::Refunded,
-        Action::Unhandled => return Ok((WebhookOutcome::UnhandledType, None)),
+        Action::Unhandled => return Ok(Applied::new(WebhookOutcome::UnhandledType, None, None)),
     };
     if target == OrderStatus::Paid {
         let matches = e.amount == Some(order.amount)
             && e.currency.as_deref() == Some(order.currency.as_str());
         if !matches {
-            return Ok((
+            return Ok(Applied::new(
                 WebhookOutcome::AmountMismatch,
                 Some(format!(
                     "order {} {}, event {} {}",
@@ -355,12 +422,13 @@ fn apply(
                     e.amount.map_or("?".into(), |a| a.to_string()),
                     e.currency.as_deref().unwrap_or("?")
                 )),
+                matched,
             ));
         }
     }
     if order.status == target {
         record_money(Some(&order.id))?;
-        return Ok((WebhookOutcome::AlreadyApplied, None));
+        return Ok(Applied::new(WebhookOutcome::AlreadyApplied, None, matched));
     }
     if !order.status.can_become(target) {
         if target == OrderStatus::Paid
@@ -372,26 +440,54 @@ fn apply(
             // Money arrived for an order we closed: keep the payment so
             // reconciliation shows it for a refund or a manual fix.
             record_money(Some(&order.id))?;
-            return Ok((
+            return Ok(Applied::new(
                 WebhookOutcome::PaymentForClosedOrder,
                 Some(format!("order is {}", order.status.as_str())),
+                matched,
             ));
         }
-        return Ok((
+        return Ok(Applied::new(
             WebhookOutcome::IgnoredStale,
             Some(format!(
                 "order is {}, not moving to {}",
                 order.status.as_str(),
                 target.as_str()
             )),
+            matched,
         ));
     }
     orders::set_status(tx, &order.id, target, now)?;
     crate::ops::metrics::order_transition(order.status.as_str(), target.as_str(), 1);
+    let mut detail = None;
     match target {
         OrderStatus::Paid => {
             record_money(Some(&order.id))?;
             orders::enroll(tx, &order.id, now)?;
+            if let Some((full, refunded)) =
+                repo::take_early_refunds(tx, &order.id, e.provider_ref.as_deref(), now)?
+            {
+                if full {
+                    orders::set_status(tx, &order.id, OrderStatus::Refunded, now)?;
+                    crate::ops::metrics::order_transition("PAID", "REFUNDED", 1);
+                    repo::mark_refunded(tx, &order.id, now)?;
+                    orders::revoke_enrollments(tx, &order.id, now)?;
+                    detail = Some(
+                        "a refund delivered before this payment was applied: the order is REFUNDED"
+                            .into(),
+                    );
+                } else {
+                    repo::set_refunded_amount(
+                        tx,
+                        Some(&order.id),
+                        e.provider_ref.as_deref(),
+                        refunded,
+                        now,
+                    )?;
+                    detail = Some(format!(
+                        "a partial refund of {refunded} delivered before this payment was recorded"
+                    ));
+                }
+            }
         }
         OrderStatus::Refunded => {
             repo::mark_refunded(tx, &order.id, now)?;
@@ -406,7 +502,7 @@ fn apply(
         event = %e.kind,
         "order status changed by webhook"
     );
-    Ok((WebhookOutcome::Applied, None))
+    Ok(Applied::new(WebhookOutcome::Applied, detail, matched))
 }
 
 #[cfg(test)]

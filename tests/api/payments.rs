@@ -164,9 +164,8 @@ async fn events_out_of_order_only_move_orders_forward() {
     let order = app.draft_first(&token).await;
     let id = order["id"].as_str().unwrap();
 
-    // A refund before any payment does nothing.
-    let early = app.deliver(&refunded("evt_early_refund", &order)).await;
-    assert_eq!(early["outcome"], "IGNORED_STALE");
+    // (A refund before any payment: see
+    // a_refund_delivered_before_its_payment_is_applied_when_the_payment_arrives.)
     // Completed is the first event that matters: PAID.
     assert_eq!(
         app.deliver(&completed("evt_paid", &order)).await["outcome"],
@@ -491,4 +490,127 @@ async fn a_stripe_timeout_is_503_and_leaves_the_order_failed() {
         .await
         .unwrap();
     assert_eq!(orders[0]["status"], "FAILED");
+}
+
+/// A charge.refunded that names only its payment intent, as Stripe's charge
+/// objects do (no order metadata).
+fn refund_by_intent(event_id: &str, order: &Value, refunded: i64) -> Value {
+    crate::helpers::event(
+        event_id,
+        "charge.refunded",
+        json!({
+            "id": format!("ch_{}", order["id"].as_str().unwrap()),
+            "object": "charge",
+            "amount": order["amount"],
+            "amount_refunded": refunded,
+            "currency": order["currency"],
+            "refunded": refunded >= order["amount"].as_i64().unwrap(),
+            "payment_intent": format!("pi_{}", order["id"].as_str().unwrap()),
+        }),
+    )
+}
+
+#[tokio::test]
+async fn a_refund_delivered_before_its_payment_is_applied_when_the_payment_arrives() {
+    let app = spawn_app().await;
+    let admin = app.token_of("admin@test.com").await;
+    let token = app.token_of("student@test.com").await;
+    for (order, refund) in [
+        // Named by order metadata, and named only by its payment intent.
+        (app.draft_first(&token).await, None),
+        (app.draft_first(&token).await, Some(())),
+    ] {
+        let id = order["id"].as_str().unwrap();
+        let event_id = format!("evt_early_refund_{id}");
+        let refund_event = match refund {
+            None => refunded(&event_id, &order),
+            Some(()) => refund_by_intent(&event_id, &order, order["amount"].as_i64().unwrap()),
+        };
+        let ack = app.deliver(&refund_event).await;
+        assert_eq!(ack["outcome"], "REFUND_BEFORE_PAYMENT", "{ack}");
+        assert_eq!(app.order(&token, id).await["status"], "PENDING_PAYMENT");
+        // Meanwhile reconciliation shows it.
+        let report = app.reconciliation().await;
+        let waiting = report["refundsAwaitingPayment"].as_array().unwrap();
+        assert!(
+            waiting.iter().any(|e| e["eventId"] == event_id.as_str()),
+            "{report}"
+        );
+        // The payment arrives: the order ends REFUNDED, with no enrollment.
+        let ack = app
+            .deliver(&completed(&format!("evt_late_pay_{id}"), &order))
+            .await;
+        assert_eq!(ack["outcome"], "APPLIED", "{ack}");
+        let after = app.order(&token, id).await;
+        assert_eq!(after["status"], "REFUNDED", "{after}");
+        let enrollments: Value = app
+            .get_with_token("/api/v1/me/enrollments", &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            enrollments
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["orderId"] != id || e["status"] != "ACTIVE"),
+            "{enrollments}"
+        );
+        let report = app.reconciliation().await;
+        let waiting = report["refundsAwaitingPayment"].as_array().unwrap();
+        assert!(
+            waiting.iter().all(|e| e["eventId"] != event_id.as_str()),
+            "{report}"
+        );
+        let payments: Value = app
+            .get_with_token(&format!("/api/v1/payments?orderId={id}"), &admin)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(payments[0]["status"], "REFUNDED", "{payments}");
+    }
+    // The refund event is stored with its order and the amount refunded.
+    let db = rusqlite::Connection::open(&app.db_path).unwrap();
+    let missing: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM webhook_events WHERE type = 'charge.refunded'
+               AND (order_id IS NULL OR amount IS NULL)",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(missing, 0);
+}
+
+#[tokio::test]
+async fn a_partial_refund_is_recorded_as_partial() {
+    let app = spawn_app().await;
+    let token = app.token_of("student@test.com").await;
+    let order = app.draft_first(&token).await;
+    let id = order["id"].as_str().unwrap();
+    app.deliver(&completed("evt_partial_pay", &order)).await;
+    let ack = app
+        .deliver(&refund_by_intent("evt_partial_refund", &order, 1_000))
+        .await;
+    assert_eq!(ack["outcome"], "PARTIAL_REFUND", "{ack}");
+    assert_eq!(app.order(&token, id).await["status"], "PAID");
+    let db = rusqlite::Connection::open(&app.db_path).unwrap();
+    let (refunded, status): (i64, String) = db
+        .query_row(
+            "SELECT refunded_amount, status FROM payments WHERE order_id = ?1",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((refunded, status.as_str()), (1_000, "SUCCEEDED"));
+    let (event_order, event_amount): (String, i64) = db
+        .query_row(
+            "SELECT order_id, amount FROM webhook_events WHERE id = 'evt_partial_refund'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((event_order.as_str(), event_amount), (id, 1_000));
 }
