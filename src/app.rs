@@ -255,10 +255,9 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     } else {
         routes
     };
-    let route_table = Arc::new(RouteTable::from_spec(
-        &crate::api::service().spec(),
-        crate::api::BASE_PATH,
-    ));
+    let spec = crate::api::service().spec();
+    crate::enum_hints::install(&spec);
+    let route_table = Arc::new(RouteTable::from_spec(&spec, crate::api::BASE_PATH));
     let server = Arc::new(state.config.server.clone());
     let cors = layers::cors(&server);
     let security = layers::security_headers(&server);

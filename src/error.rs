@@ -307,17 +307,32 @@ pub async fn problem_from_poem_error(err: poem::Error) -> Response {
         return err.into_response();
     }
     let status = err.status();
+    // A value outside an enumeration: name the field and what it allows
+    // rather than poem-openapi's Rust type names.
+    let hint = if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        crate::enum_hints::for_parameter(e.name, &e.reason)
+    } else if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {
+        crate::enum_hints::for_body(&e.reason)
+    } else {
+        None
+    };
     let (code, field) = if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseParamError>()
     {
         ("VALIDATION_ERROR", Some(e.name.to_string()))
     } else if let Some(e) = err.downcast_ref::<poem_openapi::error::ParsePathError>() {
         ("VALIDATION_ERROR", Some(e.name.to_string()))
     } else if let Some(e) = err.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>() {
-        ("VALIDATION_ERROR", payload_field(&e.reason))
+        let field = hint.as_ref().and_then(|h| h.field.clone());
+        (
+            "VALIDATION_ERROR",
+            field.or_else(|| payload_field(&e.reason)),
+        )
     } else {
         (code_for_status(status), None)
     };
-    let detail = if err.is::<poem_openapi::error::AuthorizationError>() {
+    let detail = if let Some(hint) = hint {
+        hint.detail
+    } else if err.is::<poem_openapi::error::AuthorizationError>() {
         "a valid bearer access token is required".to_string()
     } else if status.is_server_error() {
         tracing::error!(error = %err, "request failed");

@@ -12,6 +12,7 @@ pub mod compression;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod enum_hints;
 pub mod error;
 pub mod health;
 pub mod ids;

@@ -11,6 +11,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
 
+use icu_normalizer::ComposingNormalizerBorrowed;
+use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup};
+use icu_properties::{CodePointMapData, CodePointSetData};
 use poem_openapi::registry::MetaSchemaRef;
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::Value;
@@ -111,10 +114,63 @@ impl ToJSON for Text {
     }
 }
 
+/// Text meant to be read by people (a title, a name): NFC-normalized and
+/// trimmed. `None` when nothing visible is left, such as a title made only of
+/// spaces, zero-width or bidi control characters.
+pub fn display_text(raw: &str) -> Option<String> {
+    let normalized = ComposingNormalizerBorrowed::new_nfc().normalize(raw);
+    let trimmed = normalized.trim_matches(|c: char| c.is_whitespace() || is_invisible(c));
+    trimmed.chars().any(is_visible).then(|| trimmed.to_string())
+}
+
+/// A character that draws something: a letter, digit, punctuation or symbol
+/// that is not default-ignorable (U+3164 HANGUL FILLER is a letter that
+/// draws nothing) and not the blank braille pattern.
+fn is_visible(c: char) -> bool {
+    let visible_kinds = GeneralCategoryGroup::Letter
+        .union(GeneralCategoryGroup::Number)
+        .union(GeneralCategoryGroup::Punctuation)
+        .union(GeneralCategoryGroup::Symbol);
+    visible_kinds.contains(CodePointMapData::<GeneralCategory>::new().get(c))
+        && !is_invisible(c)
+        && c != '\u{2800}'
+}
+
+/// Default-ignorable code points (zero-width spaces and joiners, bidi
+/// controls, variation selectors, fillers): never drawn on their own.
+fn is_invisible(c: char) -> bool {
+    CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn display_text_needs_a_visible_character() {
+        for invisible in [
+            "",
+            "   ",
+            "\u{200b}\u{200d}\u{2060}",
+            "\u{202e}\u{2066}\u{200f}",
+            "\u{3164}\u{115f}",
+            "\u{2800}",
+            "\u{fe0f}\u{feff}",
+            "\u{0301}",
+        ] {
+            assert_eq!(display_text(invisible), None, "{invisible:?}");
+        }
+        assert_eq!(
+            display_text("  Guitar 101 \u{200b}").as_deref(),
+            Some("Guitar 101")
+        );
+        assert_eq!(display_text("Ω").as_deref(), Some("Ω"));
+        assert_eq!(display_text("学习").as_deref(), Some("学习"));
+        assert_eq!(display_text("🎸").as_deref(), Some("🎸"));
+        // Decomposed "é" becomes the one composed character.
+        assert_eq!(display_text("Cafe\u{0301}").as_deref(), Some("Caf\u{e9}"));
+    }
 
     #[test]
     fn takes_a_string() {

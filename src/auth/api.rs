@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::model::{
     AuthResponse, ForgotPasswordRequest, LoginRequest, NewUser, RefreshRequest, RegisterRequest,
-    ResetPasswordRequest, Role, TokenType, User, check_new_password, normalize_email,
+    ResetPasswordRequest, Role, TokenType, User, check_new_password, display_name, normalize_email,
 };
 use super::token::{random_token, token_hash};
 use super::{BearerAuth, repo};
@@ -64,10 +64,7 @@ impl AuthApi {
         let body = body.0;
         let email = normalize_email(&body.email)?;
         check_new_password("password", &body.password)?;
-        let name = body
-            .name
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty());
+        let name = display_name(body.name)?;
         let role: Role = body.role.map_or(Role::Student, Into::into);
         let password_hash = state.hasher.hash(body.password.into_inner()).await?;
         let user = NewUser {

@@ -213,6 +213,18 @@ pub fn normalize_email(raw: &str) -> Result<String, crate::error::Error> {
     Ok(email)
 }
 
+/// A display name as given at sign-up: absent when blank, NFC-normalized and
+/// trimmed otherwise, and refused when it holds nothing visible (only
+/// zero-width or bidi control characters, say).
+pub fn display_name(raw: Option<Text>) -> Result<Option<String>, crate::error::Error> {
+    let Some(raw) = raw.filter(|n| !n.trim().is_empty()) else {
+        return Ok(None);
+    };
+    crate::text::display_text(&raw).map(Some).ok_or_else(|| {
+        crate::error::Error::validation("name", "name needs at least one visible character")
+    })
+}
+
 /// Checks the password policy for new passwords: 8 to 128 characters.
 pub fn check_new_password(field: &str, password: &str) -> Result<(), crate::error::Error> {
     let n = password.chars().count();

@@ -1,7 +1,7 @@
 //! Request bodies of offering management and their validation. Every check
 //! names the field at fault, e.g. `variants[1].price`.
 
-use crate::text::Text;
+use crate::text::{Text, display_text};
 use poem_openapi::Object;
 use poem_openapi::types::{Example, MaybeUndefined};
 
@@ -209,15 +209,15 @@ fn maybe(
 }
 
 fn check_title(title: &str) -> Result<String, Error> {
-    let title = title.trim();
-    let n = title.chars().count();
-    if !(1..=200).contains(&n) {
+    let title = display_text(title)
+        .ok_or_else(|| Error::validation("title", "title needs at least one visible character"))?;
+    if title.chars().count() > 200 {
         return Err(Error::validation(
             "title",
             "title must be 1 to 200 characters",
         ));
     }
-    Ok(title.to_string())
+    Ok(title)
 }
 
 /// Trims optional text; empty becomes absent.
@@ -355,8 +355,10 @@ fn check_variants(variants: Vec<VariantInput>) -> Result<Vec<NewVariant>, Error>
     let mut out = Vec::with_capacity(variants.len());
     for (i, v) in variants.into_iter().enumerate() {
         let field = |name: &str| format!("variants[{i}].{name}");
-        let name = v.name.trim();
-        if !(1..=100).contains(&name.chars().count()) {
+        let name = display_text(&v.name).ok_or_else(|| {
+            Error::validation(field("name"), "name needs at least one visible character")
+        })?;
+        if name.chars().count() > 100 {
             return Err(Error::validation(
                 field("name"),
                 "name must be 1 to 100 characters",
@@ -383,7 +385,7 @@ fn check_variants(variants: Vec<VariantInput>) -> Result<Vec<NewVariant>, Error>
         }
         out.push(NewVariant {
             id: v.id.map(Text::into_inner),
-            name: name.to_string(),
+            name,
             price: v.price,
             currency,
             duration_minutes: v.duration_minutes,

@@ -61,7 +61,13 @@ async fn register_as_admin_is_refused() {
             &json!({"email": "evil@example.com", "password": "longenough", "role": "ADMIN"}),
         )
         .await;
-    problem(resp, 400).await;
+    let body = problem(resp, 400).await;
+    // The problem names the field and what it allows, not a Rust type.
+    assert_eq!(body["field"], "role", "{body}");
+    assert_eq!(
+        body["detail"], r#"role must be one of "STUDENT", "TUTOR"; got "ADMIN""#,
+        "{body}"
+    );
     // And no account was created.
     let resp = app
         .post_json(
@@ -70,6 +76,31 @@ async fn register_as_admin_is_refused() {
         )
         .await;
     assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn a_name_of_invisible_characters_is_refused() {
+    let app = spawn_app().await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "ghost@example.com", "password": "longenough",
+                    "name": "\u{200b}\u{202e}\u{2066}"}),
+        )
+        .await;
+    let body = problem(resp, 400).await;
+    assert_eq!(body["field"], "name", "{body}");
+    assert_eq!(app.count("users WHERE email = 'ghost@example.com'"), 0);
+    // A blank name is simply no name.
+    let resp = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "blank@example.com", "password": "longenough", "name": "  "}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["user"]["name"].is_null(), "{body}");
 }
 
 #[tokio::test]

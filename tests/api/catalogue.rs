@@ -239,6 +239,13 @@ async fn bad_list_parameters_are_400_naming_the_parameter() {
         assert_eq!(body["field"], field, "{query}: {body}");
         assert_eq!(body["code"], "VALIDATION_ERROR");
     }
+    // An enumeration parameter lists what it allows.
+    let body = problem(app.get("/api/v1/offerings?type=WEBINAR").await, 400).await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("type must be one of") && detail.contains("\"GROUP\""),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -458,6 +465,18 @@ async fn invalid_offerings_are_400_naming_the_field() {
         (json!({"thumbnail": "javascript:alert(1)"}), "thumbnail"),
         (json!({"language": "english"}), "language"),
         (json!({"tags": ["ok", ""]}), "tags[1]"),
+        // Only invisible characters: zero-width, bidi controls, a filler.
+        (
+            json!({"title": "\u{200b}\u{202e}\u{2066}\u{200d}"}),
+            "title",
+        ),
+        (json!({"title": " \u{3164}\u{feff} "}), "title"),
+        (
+            json!({"variants": [{"name": "\u{2060}\u{200f}", "price": 100, "currency": "usd"}]}),
+            "variants[0].name",
+        ),
+        // A value outside an enumeration names its field, not a Rust type.
+        (json!({"level": "WIZARD"}), "level"),
     ];
     for (patch, field) in cases {
         let mut body = new_offering("Valid title");
@@ -477,7 +496,27 @@ async fn invalid_offerings_are_400_naming_the_field() {
             !named.is_empty() && field.ends_with(named),
             "{field}: {body}"
         );
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(!detail.contains("optional_"), "{field}: {body}");
     }
+    // The enumeration's allowed values are spelled out.
+    let mut wizard = new_offering("Valid title");
+    wizard["type"] = json!("PODCAST");
+    let resp = app
+        .send_json(reqwest::Method::POST, "/api/v1/offerings", &tutor, &wizard)
+        .await;
+    let body = problem(resp, 400).await;
+    assert_eq!(body["field"], "type", "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("\"ONE_ON_ONE\"") && detail.contains("got \"PODCAST\""),
+        "{body}"
+    );
+    // Letters from any script, and symbols, are visible.
+    let mut unicode = new_offering("  Ελληνικά για αρχάριους \u{200b}");
+    unicode["variants"][0]["name"] = json!("🎸");
+    let created = app.create_offering(&tutor, &unicode).await;
+    assert_eq!(created["title"], "Ελληνικά για αρχάριους");
     let resp = app
         .send_json(
             reqwest::Method::POST,
