@@ -49,6 +49,7 @@ fn sigterm_stops_the_server_cleanly() {
     let mut child = Command::new(binary())
         .current_dir(dir.path())
         .env("WEMASTER_SERVER__ADDR", format!("127.0.0.1:{port}"))
+        .env("WEMASTER_METRICS__ADDR", "127.0.0.1:0")
         .env("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64")
         .env("WEMASTER_AUTH__ARGON2_ITERATIONS", "1")
         .stderr(Stdio::piped())
@@ -77,6 +78,11 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(
         rest.iter().any(|l| l.contains("database closed")),
         "{rest:?}"
+    );
+    // Logs written to a pipe or a file carry no terminal colour codes.
+    assert!(
+        !rest.iter().any(|l| l.contains('\x1b')),
+        "ANSI escapes in piped logs: {rest:?}"
     );
     let conn = rusqlite::Connection::open(dir.path().join("data/wemaster.db")).unwrap();
     let check: String = conn
