@@ -179,9 +179,16 @@ pub fn run() -> ExitCode {
                     "restored {} from {} ({} bytes) in {} ms; integrity check ok",
                     config.database.path.display(),
                     path.display(),
-                    r.bytes,
-                    r.elapsed.as_millis()
+                    r.copy.bytes,
+                    r.copy.elapsed.as_millis()
                 );
+                match r.kept {
+                    Some(kept) => println!(
+                        "the database it replaced is kept as {}; restore that file to undo",
+                        kept.display()
+                    ),
+                    None => println!("there was no database to replace"),
+                }
             }),
         ),
         Command::User(UserCommand::Create { email, role, name }) => {

@@ -94,9 +94,20 @@ pub fn verify(path: &Path) -> anyhow::Result<usize> {
     Ok(version)
 }
 
+/// What a restore did: the copy, and where the database it replaced was kept.
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    pub copy: CopyReport,
+    /// The replaced database, copied beside it before it was overwritten;
+    /// `None` when there was none.
+    pub kept: Option<PathBuf>,
+}
+
 /// Replaces the database at `target` with the backup at `source`, after
-/// verifying the backup, and only while no server holds the database.
-pub fn restore(source: &Path, target: &Path) -> anyhow::Result<CopyReport> {
+/// verifying the backup, and only while no server holds the database. The
+/// database it replaces is first copied beside it, named with the time
+/// (`wemaster.replaced-20261201T101500Z.db`), so a restore can be undone.
+pub fn restore(source: &Path, target: &Path) -> anyhow::Result<RestoreReport> {
     let started = Instant::now();
     verify(source)?;
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -104,6 +115,7 @@ pub fn restore(source: &Path, target: &Path) -> anyhow::Result<CopyReport> {
     }
     let _lock = ServeLock::acquire(target)
         .context("refusing to restore over a live database; stop the server first")?;
+    let kept = keep_replaced(target)?;
     let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut dst =
         Connection::open(target).with_context(|| format!("cannot open {}", target.display()))?;
@@ -112,11 +124,47 @@ pub fn restore(source: &Path, target: &Path) -> anyhow::Result<CopyReport> {
     drop(dst);
     verify(target)?;
     let bytes = std::fs::metadata(target).map(|m| m.len()).unwrap_or(0);
-    Ok(CopyReport {
-        pages,
-        bytes,
-        elapsed: started.elapsed(),
+    Ok(RestoreReport {
+        copy: CopyReport {
+            pages,
+            bytes,
+            elapsed: started.elapsed(),
+        },
+        kept,
     })
+}
+
+/// Copies the database about to be replaced to a new file beside it, named
+/// with the current UTC time; nothing when there is no database yet.
+fn keep_replaced(target: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let exists = std::fs::metadata(target).is_ok_and(|m| m.len() > 0);
+    if !exists {
+        return Ok(None);
+    }
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .context("cannot format the time")?;
+    let stem = target
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "wemaster".into());
+    // Two restores in one second get distinct names.
+    let kept = (1..)
+        .map(|n| {
+            let suffix = if n == 1 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
+            target.with_file_name(format!("{stem}.replaced-{stamp}{suffix}.db"))
+        })
+        .find(|p| !p.exists())
+        .expect("an unused name");
+    backup(target, &kept)
+        .with_context(|| format!("cannot keep the replaced database as {}", kept.display()))?;
+    Ok(Some(kept))
 }
 
 /// Takes a backup into `backup.dir` every `backup.interval_minutes` and

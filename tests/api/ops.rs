@@ -387,6 +387,7 @@ async fn a_backup_under_concurrent_writes_restores_every_acknowledged_order() {
     );
     assert_eq!(status, 0, "{stderr}");
     assert!(stdout.contains("integrity check ok"), "{stdout}");
+    assert!(stdout.contains("no database to replace"), "{stdout}");
     let conn = rusqlite::Connection::open(&restored).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -444,6 +445,63 @@ async fn restore_refuses_a_live_database_and_a_broken_backup() {
         &[("WEMASTER_DATABASE__PATH", app.db_path.to_str().unwrap())],
     );
     assert_eq!(status, 1);
+}
+
+#[test]
+fn restore_keeps_the_database_it_replaces_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live/wemaster.db");
+    let other = dir.path().join("other/wemaster.db");
+    for db in [&live, &other] {
+        let (status, _, stderr) = run_binary(
+            dir.path(),
+            &["migrate"],
+            &[("WEMASTER_DATABASE__PATH", db.to_str().unwrap())],
+        );
+        assert_eq!(status, 0, "{stderr}");
+    }
+    // Something only the live database holds.
+    rusqlite::Connection::open(&live)
+        .unwrap()
+        .execute_batch("CREATE TABLE only_in_live(x); INSERT INTO only_in_live VALUES (42);")
+        .unwrap();
+    let env = [("WEMASTER_DATABASE__PATH", live.to_str().unwrap())];
+    let (status, stdout, stderr) =
+        run_binary(dir.path(), &["restore", other.to_str().unwrap()], &env);
+    assert_eq!(status, 0, "{stderr}");
+
+    // The output names the kept copy; it sits beside the database, named with the time.
+    let kept = stdout
+        .lines()
+        .find_map(|l| l.split(" is kept as ").nth(1))
+        .and_then(|rest| rest.split(';').next())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("no kept file named: {stdout}"));
+    assert_eq!(kept.parent(), live.parent(), "{stdout}");
+    let name = kept.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("wemaster.replaced-20"), "{name}");
+    let kept_value: i64 = rusqlite::Connection::open(&kept)
+        .unwrap()
+        .query_row("SELECT x FROM only_in_live", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept_value, 42);
+    let restored_has_it: i64 = rusqlite::Connection::open(&live)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'only_in_live'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(restored_has_it, 0, "the restore replaced the live database");
+
+    // A second restore in the same second keeps the newer state under its own name.
+    let (status, again, stderr) =
+        run_binary(dir.path(), &["restore", other.to_str().unwrap()], &env);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(again.contains(" is kept as "), "{again}");
+    assert!(!again.contains(&kept.display().to_string()), "{again}");
+    assert!(kept.exists());
 }
 
 #[tokio::test]
