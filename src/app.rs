@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use poem::endpoint::{BoxEndpoint, make_sync};
-use poem::listener::{Listener, TcpListener};
+use poem::listener::TcpAcceptor;
 use poem::web::Redirect;
 use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, post};
 
@@ -36,6 +36,8 @@ use crate::state::{App, AppState};
 pub struct Application {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
+    /// The separate `/metrics` listener (`metrics.addr`), when there is one.
+    metrics_listener: Option<tokio::net::TcpListener>,
     state: AppState,
 }
 
@@ -83,6 +85,19 @@ impl Application {
         let addr = listener
             .local_addr()
             .context("listener has no socket address")?;
+        let metrics_listener = if config.metrics.enabled && !config.metrics.addr.is_empty() {
+            let metrics_addr = config.metrics.addr.as_str();
+            let listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {metrics_addr} for /metrics; choose another metrics.addr (WEMASTER_METRICS__ADDR), or \"\" to serve it on the main address"
+                    )
+                })?;
+            Some(listener)
+        } else {
+            None
+        };
         let public_url = if config.server.public_url.is_empty() {
             format!("http://{addr}")
         } else {
@@ -122,8 +137,17 @@ impl Application {
         Ok(Self {
             listener,
             addr,
+            metrics_listener,
             state,
         })
+    }
+
+    /// Where `/metrics` is served apart from the API (with the real port when
+    /// 0 was asked for); `None` when it is off or on the main address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -160,10 +184,10 @@ impl Application {
                 }
             }));
         }
-        if self.state.metrics.is_some() && !self.state.config.metrics.addr.is_empty() {
-            let addr = self.state.config.metrics.addr.clone();
-            let listener = TcpListener::bind(addr.clone()).into_acceptor().await?;
-            tracing::info!(%addr, "metrics listening");
+        if let Some(listener) = self.metrics_listener {
+            let addr = listener.local_addr()?;
+            let listener = TcpAcceptor::from_tokio(listener)?;
+            tracing::info!(%addr, "metrics listening at http://{addr}/metrics");
             let app = Route::new()
                 .at("/metrics", get(crate::ops::http::metrics_endpoint))
                 .data(self.state.clone());

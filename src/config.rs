@@ -273,16 +273,21 @@ impl AuthConfig {
 pub struct MetricsConfig {
     /// Serve Prometheus metrics at GET /metrics.
     pub enabled: bool,
-    /// A separate listen address for /metrics (e.g. 127.0.0.1:9102); empty:
-    /// served on the main address.
+    /// Listen address of /metrics, apart from the API: loopback by default,
+    /// so the main port never publishes the server's internals. Empty: served
+    /// on the main address, to whoever can reach it.
     pub addr: String,
 }
+
+/// Where /metrics listens unless told otherwise: loopback, on the port
+/// Prometheus exporters conventionally take in this range.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9102";
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            addr: String::new(),
+            addr: DEFAULT_METRICS_ADDR.into(),
         }
     }
 }

@@ -7,8 +7,10 @@
 //   k6 run -e BASE_URL=http://127.0.0.1:3002 -e PROFILE=ci bench/k6/original.js
 //
 // Env: BASE_URL (default http://127.0.0.1:3002); PROFILE = ci (about a
-// minute), quick (the full stages compressed twelvefold, 2 minutes) or full
-// (the original's 24 minutes); SUMMARY_JSON, a path for the JSON summary.
+// minute), quick (the full stages compressed twelvefold, 2 minutes), full
+// (the original's 24 minutes) or scale (VUS users, default 1000: a minute's
+// ramp, three minutes' hold; beyond what the original asked, to see where one
+// machine and one address end); SUMMARY_JSON, a path for the JSON summary.
 
 import http from 'k6/http';
 import { check, fail, sleep } from 'k6';
@@ -30,6 +32,11 @@ function originalStages(ramp, hold) {
 const STAGES = {
   full: originalStages('1m', '5m'),
   quick: originalStages('5s', '25s'),
+  scale: [
+    { duration: '1m', target: Number(__ENV.VUS || 1000) },
+    { duration: '3m', target: Number(__ENV.VUS || 1000) },
+    { duration: '10s', target: 0 },
+  ],
   ci: [
     { duration: '10s', target: 20 },
     { duration: '20s', target: 100 },

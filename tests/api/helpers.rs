@@ -12,6 +12,8 @@ use wemaster::config::Config;
 /// A running server on its own temporary database.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The separate `/metrics` address, when the configuration has one.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub db_path: PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -34,6 +36,9 @@ pub fn test_config(dir: &Path) -> Config {
     // Tests log in far more often than people; tests/api/protection.rs
     // turns the limits on where they are the subject.
     config.rate_limit.enabled = false;
+    // Metrics on the main port: servers of parallel tests cannot share the
+    // default metrics port. tests/api/ops.rs checks the default.
+    config.metrics.addr = String::new();
     config
 }
 
@@ -56,12 +61,14 @@ pub async fn spawn_in(dir: TempDir, config: Config) -> TestApp {
         .await
         .expect("application builds");
     let addr = app.addr();
+    let metrics_addr = app.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
     TestApp {
         addr,
+        metrics_addr,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

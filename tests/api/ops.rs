@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    binary, completed, now, run_binary, spawn_app, spawn_app_with, webhook_secret,
+    binary, completed, now, problem, run_binary, spawn_app, spawn_app_with, webhook_secret,
 };
 
 /// Sum of a metric's samples whose labels contain every `label` given.
@@ -153,29 +153,39 @@ async fn made_up_methods_paths_and_event_types_add_no_metric_series() {
 }
 
 #[tokio::test]
-async fn metrics_can_listen_on_their_own_address() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let app = spawn_app_with(move |c| c.metrics.addr = format!("127.0.0.1:{port}")).await;
-    assert_eq!(app.get("/metrics").await.status(), 404);
-    let mut found = false;
-    for _ in 0..50 {
-        if let Ok(resp) = app
-            .client
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-        {
-            assert_eq!(resp.status(), 200);
-            found = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(found, "metrics listener answers");
+async fn metrics_listen_on_loopback_apart_from_the_api_by_default() {
+    assert_eq!(
+        wemaster::config::Config::default().metrics.addr,
+        "127.0.0.1:9102"
+    );
+    // The default, on a free port so parallel tests do not collide.
+    let app = spawn_app_with(|c| c.metrics.addr = "127.0.0.1:0".into()).await;
+    let body = problem(app.get("/metrics").await, 404).await;
+    assert_eq!(body["code"], "NOT_FOUND");
+    let metrics_addr = app.metrics_addr.expect("a metrics listener");
+    assert!(metrics_addr.ip().is_loopback());
+    let resp = app
+        .client
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("# TYPE"));
+}
+
+#[tokio::test]
+async fn a_taken_metrics_address_stops_start_up_naming_the_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::test_config(dir.path());
+    config.metrics.addr = taken.local_addr().unwrap().to_string();
+    let err = wemaster::app::Application::build(config)
+        .await
+        .err()
+        .expect("start-up refused");
+    let message = format!("{err:#}");
+    assert!(message.contains("metrics.addr"), "{message}");
 }
 
 #[tokio::test]
@@ -219,6 +229,7 @@ fn secrets_never_reach_the_logs() {
     let mut child = Command::new(binary())
         .current_dir(dir.path())
         .env("WEMASTER_SERVER__ADDR", format!("127.0.0.1:{port}"))
+        .env("WEMASTER_METRICS__ADDR", "127.0.0.1:0")
         .env("WEMASTER_LOG__LEVEL", "debug")
         .env("WEMASTER_LOG__FORMAT", "json")
         .env("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64")
