@@ -156,3 +156,92 @@ async fn at_the_connection_cap_slow_connections_make_room_for_other_clients() {
     }
     assert!(closed >= 150, "only {closed} of {} closed", slow.len());
 }
+
+/// Sends `request` on a new connection and reads until the server closes
+/// it: (status, lower-cased head, body) of the last answer.
+async fn raw_exchange(app: &TestApp, request: Vec<u8>) -> (u16, String, String) {
+    let mut stream = connect(app).await;
+    let (mut reader, mut writer) = stream.split();
+    // The server may answer and close before a huge request is all sent.
+    let write = async {
+        let _ = writer.write_all(&request).await;
+    };
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut received));
+    let ((), read) = tokio::join!(write, read);
+    read.expect("the server closed the connection").ok();
+    let text = String::from_utf8_lossy(&received).into_owned();
+    // The last answer on the connection.
+    let last = text.rfind("HTTP/1.1 ").map_or("", |at| &text[at..]);
+    let (head, body) = last.split_once("\r\n\r\n").unwrap_or((last, ""));
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_problem_bodies() {
+    let app = spawn_app_with(|_| {}).await;
+    let huge_header = [
+        b"GET /livez HTTP/1.1\r\nhost: test\r\nx-big: ".to_vec(),
+        vec![b'a'; 600_000],
+        b"\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    let long_target = [
+        b"GET /".to_vec(),
+        vec![b'a'; 70_000],
+        b" HTTP/1.1\r\nhost: test\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("huge header", huge_header, 431, "HEADERS_TOO_LARGE"),
+        ("long target", long_target, 414, "URI_TOO_LONG"),
+        (
+            "path not UTF-8",
+            b"GET /api/v1/offerings/\xff\xfe HTTP/1.1\r\nhost: test\r\n\r\n".to_vec(),
+            400,
+            "MALFORMED_REQUEST",
+        ),
+        (
+            "bad content-length",
+            b"POST /api/v1/auth/login HTTP/1.1\r\nhost: test\r\ncontent-length: abc\r\n\r\n"
+                .to_vec(),
+            400,
+            "MALFORMED_REQUEST",
+        ),
+        (
+            "garbage request line",
+            b"\x16\x03\x01 hello\r\n\r\n".to_vec(),
+            400,
+            "MALFORMED_REQUEST",
+        ),
+        // A good request, then a bad one on the same connection: the first
+        // answer is the service's own, the second is the parser's problem.
+        (
+            "bad after good",
+            b"GET /livez HTTP/1.1\r\nhost: test\r\n\r\nGET /livez HTTP/1.1\r\nhost test\r\n\r\n"
+                .to_vec(),
+            400,
+            "MALFORMED_REQUEST",
+        ),
+    ];
+    for (name, request, status, code) in cases {
+        let (got, head, body) = raw_exchange(&app, request).await;
+        assert_eq!(got, status, "{name}: {head}\n{body}");
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{name}: {head}"
+        );
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{name}: {head}"
+        );
+        let problem: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}"));
+        assert_eq!(problem["status"], status, "{name}");
+        assert_eq!(problem["code"], code, "{name}");
+        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    // The server answers as before afterwards.
+    assert_eq!(app.get("/livez").await.status(), 200);
+}

@@ -20,8 +20,13 @@
 //! - **Graceful shutdown**: on the signal, stop accepting, let requests in
 //!   progress finish within the grace period, then close what is left.
 //!
+//! - **Problem bodies for unparsable requests**: hyper's own empty 400, 414
+//!   and 431 answers get a problem body ([`parse_errors`]).
+//!
 //! The body read timeout is a layer (`protection::layers::request_limits`),
 //! since only a request's handler reads its body.
+
+mod parse_errors;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -42,6 +47,8 @@ use poem::{Addr, Endpoint};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use self::parse_errors::{Dispatched, ProblemIo};
 
 /// What the loop enforces on connections.
 #[derive(Debug, Clone, Copy)]
@@ -155,7 +162,10 @@ async fn serve_connection(connection: Connection) {
     } = connection;
     let remote = RemoteAddr(Addr::SocketAddr(peer));
     let activity = slot.activity.clone();
+    let dispatched = Dispatched::default();
+    let io = TokioIo::new(ProblemIo::new(stream, dispatched.clone()));
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        dispatched.one_more();
         let endpoint = endpoint.clone();
         let request = (
             req,
@@ -178,7 +188,7 @@ async fn serve_connection(connection: Connection) {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
