@@ -90,6 +90,119 @@ fn zero_pool_size_is_refused_by_name() {
     assert!(msg.contains("database.read_pool_size"), "{msg}");
 }
 
+/// A configuration file, environment variables, and what the error line must say.
+type Mistake<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
+/// Each mistake of issue 15, through the real binary: exit 2 and one line
+/// naming the key (or the variable), the value and what is allowed.
+#[test]
+fn every_invalid_value_is_explained_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<Mistake> = vec![
+        (
+            "[log]\nlevel = \"infoo\"\n",
+            vec![],
+            vec![
+                "`log.level`",
+                "\"infoo\"",
+                "did you mean \"info\"",
+                "trace, debug",
+            ],
+        ),
+        (
+            "",
+            vec![("WEMASTER_LOG__LEVEL", "wemaster=debugg")],
+            vec![
+                "WEMASTER_LOG__LEVEL",
+                "\"debugg\"",
+                "did you mean \"debug\"",
+            ],
+        ),
+        (
+            "[database]\nread_pool_sise = 4\n",
+            vec![],
+            vec![
+                "`database.read_pool_sise`",
+                "did you mean `database.read_pool_size`?",
+            ],
+        ),
+        (
+            "[server]\nport = 8080\n",
+            vec![],
+            vec!["`server.port`", "did you mean `server.addr`"],
+        ),
+        (
+            "",
+            vec![("WEMASTER_SERVER__PORT", "8080")],
+            vec!["WEMASTER_SERVER__PORT", "`server.addr`"],
+        ),
+        (
+            "[log]\nformat = \"xml\"\n",
+            vec![],
+            vec!["`log.format`", "\"xml\" is not one of \"text\", \"json\""],
+        ),
+        (
+            "",
+            vec![("WEMASTER_SERVER__ADDR", "localhost")],
+            vec!["WEMASTER_SERVER__ADDR", "\"localhost\"", "host:port"],
+        ),
+        (
+            "",
+            vec![("WEMASTER_SERVER__TRUSTED_PROXIES", "127.0.0.1")],
+            vec![
+                "WEMASTER_SERVER__TRUSTED_PROXIES",
+                "\"127.0.0.1\"",
+                "WEMASTER_SERVER__TRUSTED_PROXIES='[\"127.0.0.1\"",
+            ],
+        ),
+        (
+            "",
+            vec![("WEMASTER_DATABASE__READ_POOL_SIZE", "abc")],
+            vec![
+                "WEMASTER_DATABASE__READ_POOL_SIZE",
+                "\"abc\"",
+                "whole number",
+            ],
+        ),
+        (
+            "",
+            vec![("WEMASTER_BACKUP__KEEP", "0")],
+            vec!["`backup.keep` = 0", "WEMASTER_BACKUP__KEEP", "at least 1"],
+        ),
+        (
+            "",
+            vec![("WEMASTER_SERVR__ADDR", "127.0.0.1:1")],
+            vec!["WEMASTER_SERVR__ADDR", "did you mean `server`?"],
+        ),
+    ];
+    for (file, env, expected) in cases {
+        std::fs::write(dir.path().join("wemaster.toml"), file).unwrap();
+        let (status, _, stderr) = run_binary(dir.path(), &["config"], &env);
+        assert_eq!(status, 2, "{file}{env:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        for part in expected {
+            assert!(
+                stderr.contains(part),
+                "{file}{env:?}: wanted {part:?} in {stderr}"
+            );
+        }
+        assert!(!stderr.contains("``"), "doubled backticks: {stderr}");
+        assert!(!stderr.contains("port.port"), "doubled key: {stderr}");
+    }
+    // A list from the environment in the syntax the message gives works.
+    std::fs::write(dir.path().join("wemaster.toml"), "").unwrap();
+    let (status, stdout, stderr) = run_binary(
+        dir.path(),
+        &["config"],
+        &[(
+            "WEMASTER_SERVER__TRUSTED_PROXIES",
+            "[\"127.0.0.1\", \"10.0.0.0/8\"]",
+        )],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.contains("10.0.0.0/8"), "{stdout}");
+}
+
 #[test]
 fn bad_config_stops_the_binary_with_status_2_and_one_line() {
     let dir = tempfile::tempdir().unwrap();

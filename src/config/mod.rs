@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::payments::model::PaymentProvider;
 
+mod explain;
+
 /// `WEMASTER_*` variables that are not configuration keys (with the prefix
 /// removed, as figment sees them).
 const NOT_CONFIG_ENV: &[&str] = &["new_password", "config"];
@@ -536,6 +538,37 @@ impl Serialize for Secret {
     }
 }
 
+/// Levels a log filter may name.
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// A tracing filter whose every directive names a level: `info`, or
+/// `wemaster=debug,info`. A bare word that is not a level is a valid filter
+/// to tracing (all levels of a target of that name) but silences everything
+/// else, which is never what `infoo` meant.
+fn check_log_level(filter: &str) -> Result<(), String> {
+    let allowed = format!(
+        "must be a level ({}) or target=level directives such as \"wemaster=debug,info\"",
+        LOG_LEVELS.join(", ")
+    );
+    for directive in filter.split(',').map(str::trim) {
+        let level = directive.rsplit('=').next().unwrap_or_default();
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            let closest = LOG_LEVELS
+                .iter()
+                .map(|l| (strsim::jaro_winkler(&level.to_ascii_lowercase(), l), l))
+                .filter(|(score, _)| *score >= 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, l)| format!("; did you mean \"{l}\"?"))
+                .unwrap_or_default();
+            return Err(format!("{level:?} is not a level{closest}; {allowed}"));
+        }
+    }
+    if tracing_subscriber::EnvFilter::try_new(filter).is_err() {
+        return Err(allowed);
+    }
+    Ok(())
+}
+
 /// A configuration that cannot be used, explained in one line naming the key.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -560,7 +593,9 @@ impl Config {
     }
 
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(describe_figment_error)?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| explain::explain(e, &figment))?;
         config.validate()?;
         Ok(config)
     }
@@ -570,7 +605,7 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 29] = [
+        let checks: [(&str, bool, &str); 28] = [
             (
                 "metrics.addr",
                 self.metrics.addr.is_empty() || self.metrics.addr.parse::<SocketAddr>().is_ok(),
@@ -716,66 +751,43 @@ impl Config {
                 a.reset_token_ttl_seconds >= 1,
                 "must be at least 1",
             ),
-            (
-                "log.level",
-                tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
-                "is not a valid tracing filter (try \"info\")",
-            ),
         ];
         for (key, ok, why) in checks {
             if !ok {
-                return Err(ConfigError(format!("invalid value for `{key}`: {why}")));
+                return Err(self.invalid(key, why));
             }
         }
+        if let Err(why) = check_log_level(&self.log.level) {
+            return Err(self.invalid("log.level", &why));
+        }
         if self.database.path.as_os_str().is_empty() {
-            return Err(ConfigError(
-                "invalid value for `database.path`: must not be empty".into(),
-            ));
+            return Err(self.invalid("database.path", "must not be empty"));
         }
         Ok(())
+    }
+
+    /// "invalid value for `key` = value (environment variable ...): why".
+    fn invalid(&self, key: &str, why: &str) -> ConfigError {
+        // Serialized, so secrets are masked.
+        let value = toml::Value::try_from(self)
+            .ok()
+            .and_then(|root| {
+                key.split('.')
+                    .try_fold(root, |v, part| v.get(part).cloned())
+            })
+            .map(|v| format!(" = {v}"))
+            .unwrap_or_default();
+        let var = explain::env_var(key);
+        let origin = if std::env::var_os(&var).is_some() {
+            format!(" (environment variable {var})")
+        } else {
+            String::new()
+        };
+        ConfigError(format!("invalid value for `{key}`{value}{origin}: {why}"))
     }
 
     /// The configuration as TOML with every secret masked.
     pub fn to_masked_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
-    }
-}
-
-/// Turns figment's error into one line: what is wrong, which key, which source.
-fn describe_figment_error(error: figment::Error) -> ConfigError {
-    let first = error.into_iter().next();
-    let Some(e) = first else {
-        return ConfigError("invalid configuration".into());
-    };
-    let key = e
-        .path
-        .iter()
-        .filter(|p| p.as_str() != "default")
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(".");
-    let source = e
-        .metadata
-        .as_ref()
-        .map(|m| match &m.source {
-            Some(s) => format!(" (from {} {s})", m.name),
-            None => format!(" (from {})", m.name),
-        })
-        .unwrap_or_default();
-    let what = match &e.kind {
-        figment::error::Kind::UnknownField(field, _) => {
-            let key = if key.is_empty() || key == *field {
-                field.clone()
-            } else {
-                format!("{key}.{field}")
-            };
-            return ConfigError(format!("unknown configuration key `{key}`{source}"));
-        }
-        kind => kind.to_string(),
-    };
-    if key.is_empty() {
-        ConfigError(format!("invalid configuration: {what}{source}"))
-    } else {
-        ConfigError(format!("invalid value for `{key}`: {what}{source}"))
     }
 }
