@@ -45,6 +45,22 @@ impl Application {
     /// Opens and migrates the database, seeds demo data when configured and
     /// the database is empty, and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Bind first: a port in use is reported before anything is created.
+        let listener = tokio::net::TcpListener::bind(config.server.addr)
+            .await
+            .map_err(|e| cannot_listen(e, &config.server.addr.to_string(), "server.addr"))?;
+        let addr = listener
+            .local_addr()
+            .context("listener has no socket address")?;
+        let metrics_listener = if config.metrics.enabled && !config.metrics.addr.is_empty() {
+            let metrics_addr = config.metrics.addr.as_str();
+            let listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .map_err(|e| cannot_listen(e, metrics_addr, "metrics.addr"))?;
+            Some(listener)
+        } else {
+            None
+        };
         let config = Arc::new(config);
         let cfg = config.clone();
         let (db, hasher, tokens, lock) = tokio::task::spawn_blocking(move || {
@@ -71,7 +87,8 @@ impl Application {
                 tracing::info!(
                     users = report.users_added,
                     offerings = report.offerings_added,
-                    "empty database seeded with demo data"
+                    "empty database seeded with demo data; demo logins: {}",
+                    crate::demo::login_summary()
                 );
             }
             anyhow::Ok((db, hasher, tokens, lock))
@@ -79,27 +96,8 @@ impl Application {
         .await
         .context("database start-up task failed")??;
 
-        let listener = tokio::net::TcpListener::bind(config.server.addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.server.addr))?;
-        let addr = listener
-            .local_addr()
-            .context("listener has no socket address")?;
-        let metrics_listener = if config.metrics.enabled && !config.metrics.addr.is_empty() {
-            let metrics_addr = config.metrics.addr.as_str();
-            let listener = tokio::net::TcpListener::bind(metrics_addr)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot listen on {metrics_addr} for /metrics; choose another metrics.addr (WEMASTER_METRICS__ADDR), or \"\" to serve it on the main address"
-                    )
-                })?;
-            Some(listener)
-        } else {
-            None
-        };
         let public_url = if config.server.public_url.is_empty() {
-            format!("http://{addr}")
+            format!("http://{}", browsable(addr))
         } else {
             config.server.public_url.trim_end_matches('/').to_string()
         };
@@ -197,7 +195,11 @@ impl Application {
                 }
             }));
         }
-        tracing::info!(addr = %self.addr, "listening; Swagger UI at http://{}/docs", self.addr);
+        tracing::info!(
+            addr = %self.addr,
+            "listening; Swagger UI at http://{}/docs; Ctrl-C stops the server",
+            browsable(self.addr)
+        );
         let server = &self.state.config.server;
         let max_connections = match server.max_connections {
             0 => match crate::server::raise_file_limit() {
@@ -238,6 +240,32 @@ impl Application {
         })
         .await;
         result
+    }
+}
+
+/// The address a browser on this machine reaches a bound address at:
+/// `0.0.0.0:8080` (every interface) is reached at `127.0.0.1:8080`.
+fn browsable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
+/// A listen error that says what to do: another port, by the key that sets it.
+fn cannot_listen(error: std::io::Error, addr: &str, key: &str) -> anyhow::Error {
+    let variable = crate::config::env_var(key);
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        anyhow::anyhow!(
+            "cannot listen on {addr}: the address is in use (another wemaster?); choose another with {key} in wemaster.toml or {variable}=127.0.0.1:8081"
+        )
+    } else {
+        anyhow::anyhow!("cannot listen on {addr} ({key}, {variable}): {error}")
     }
 }
 
@@ -351,5 +379,20 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
             let _ = tokio::signal::ctrl_c().await;
         }
         tracing::info!("shutdown signal received; finishing in-flight requests");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_interface_is_browsed_on_loopback() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(browsable(any).to_string(), "127.0.0.1:8080");
+        let any6: SocketAddr = "[::]:8080".parse().unwrap();
+        assert_eq!(browsable(any6).to_string(), "[::1]:8080");
+        let lan: SocketAddr = "192.168.1.5:8080".parse().unwrap();
+        assert_eq!(browsable(lan), lan);
     }
 }

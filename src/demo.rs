@@ -58,6 +58,29 @@ pub struct SeedReport {
     pub offerings_added: usize,
 }
 
+/// One login of each role from the demo fixtures, for the start-up line:
+/// `admin@test.com / admin123 (ADMIN), tutor@test.com / password123 (TUTOR), ...`.
+pub fn login_summary() -> String {
+    let Ok(fixtures) = serde_json::from_str::<Fixtures>(FIXTURES) else {
+        return String::new();
+    };
+    let mut shown: Vec<&FixtureUser> = Vec::new();
+    for user in &fixtures.users {
+        if !shown.iter().any(|u| u.role == user.role) {
+            shown.push(user);
+        }
+    }
+    let logins: Vec<String> = shown
+        .iter()
+        .map(|u| format!("{} / {} ({})", u.email, u.password, u.role.as_str()))
+        .collect();
+    format!(
+        "{}; {} accounts in all (data/demo.json)",
+        logins.join(", "),
+        fixtures.users.len()
+    )
+}
+
 /// Loads the demo fixtures into the database. Blocking: hashes passwords.
 pub fn seed(db: &Db, hasher: &PasswordHasher) -> Result<SeedReport, Error> {
     let fixtures: Fixtures = serde_json::from_str(FIXTURES)?;

@@ -16,6 +16,8 @@ pub use crate::payments::model::PaymentProvider;
 
 mod explain;
 
+pub use explain::env_var;
+
 /// `WEMASTER_*` variables that are not configuration keys (with the prefix
 /// removed, as figment sees them).
 const NOT_CONFIG_ENV: &[&str] = &["new_password", "config"];

@@ -90,3 +90,71 @@ fn sigterm_stops_the_server_cleanly() {
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+#[test]
+fn first_start_prints_demo_logins_and_how_to_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(binary())
+        .current_dir(dir.path())
+        .env("WEMASTER_SERVER__ADDR", format!("127.0.0.1:{port}"))
+        .env("WEMASTER_METRICS__ADDR", "127.0.0.1:0")
+        .env("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64")
+        .env("WEMASTER_AUTH__ARGON2_ITERATIONS", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.next().expect("log line").unwrap();
+        let done = line.contains("listening;");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let text = seen.join("\n");
+    assert!(
+        text.contains("admin@test.com / admin123 (ADMIN)")
+            && text.contains("student@test.com / password123 (STUDENT)"),
+        "{text}"
+    );
+    assert!(text.contains("Ctrl-C stops the server"), "{text}");
+    assert!(
+        text.contains(&format!("http://127.0.0.1:{port}/docs")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_reported_before_anything_is_created() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, stderr) = run_binary(
+        dir.path(),
+        &["serve"],
+        &[
+            ("WEMASTER_SERVER__ADDR", &addr),
+            ("WEMASTER_METRICS__ADDR", "127.0.0.1:0"),
+        ],
+    );
+    assert_ne!(status, 0);
+    assert!(stderr.contains("in use"), "{stderr}");
+    assert!(
+        stderr.contains("server.addr") && stderr.contains("WEMASTER_SERVER__ADDR"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing created: {stderr}"
+    );
+}
