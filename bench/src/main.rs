@@ -24,7 +24,6 @@ use serde::Deserialize;
 
 use crate::calibrate::Argon2Params;
 use crate::profile::{Phase, Profile};
-use crate::server::{Launch, Server};
 
 /// The bench's crate folder; the repository root is its parent.
 const BENCH_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -127,15 +126,7 @@ async fn run(args: Args) -> Result<bool> {
         out_dir.display()
     );
 
-    let binary = match &args.server_bin {
-        // Absolute: the server runs in the temporary folder.
-        Some(binary) => std::fs::canonicalize(binary)
-            .with_context(|| format!("finding {}", binary.display()))?,
-        None => {
-            println!("bench: cargo build --release in {}", repo_root.display());
-            server::build_release(repo_root)?
-        }
-    };
+    let binary = server_binary(&args, repo_root)?;
 
     // Before the server starts, so nothing else competes for the core.
     let argon2 = tokio::task::spawn_blocking(move || calibrate::time_argon2(config.auth))
@@ -146,24 +137,18 @@ async fn run(args: Args) -> Result<bool> {
         argon2.verify_ms, argon2.per_second_single_thread
     );
 
-    let workdir = tempfile::Builder::new()
-        .prefix("wemaster-bench-")
-        .tempdir()
-        .context("creating the temporary database folder")?;
-    let database = workdir.path().join("bench.db");
-    let mut server = Server::start(Launch {
-        binary: &binary,
-        config: &config_path,
-        database: &database,
-        port: server::free_port()?,
-        limits,
-        log: out_dir.join("server.log"),
-        workdir: workdir.path(),
-    })?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let ready = server.wait_ready(&client).await?;
+    let mut fresh = server::start_fresh(
+        &binary,
+        &config_path,
+        limits,
+        out_dir.join("server.log"),
+        &client,
+    )
+    .await?;
+    let (server, ready) = (&mut fresh.server, fresh.ready);
     let base_url = server.base_url();
     println!(
         "bench: server pid {} ready on {} in {:.1} s",
@@ -270,6 +255,21 @@ async fn run(args: Args) -> Result<bool> {
     )?;
     println!("bench: wrote {}", out_dir.display());
     Ok(passed)
+}
+
+/// The server binary to run: `--server-bin`, or the release build of the
+/// repository at `repo_root`.
+fn server_binary(args: &Args, repo_root: &Path) -> Result<PathBuf> {
+    match &args.server_bin {
+        // Absolute: the server runs in the temporary folder.
+        Some(binary) => {
+            std::fs::canonicalize(binary).with_context(|| format!("finding {}", binary.display()))
+        }
+        None => {
+            println!("bench: cargo build --release in {}", repo_root.display());
+            server::build_release(repo_root)
+        }
+    }
 }
 
 /// One goose run of `phase`, its HTML report written to `html`.
