@@ -278,42 +278,9 @@ fn terminate(pid: u32) {
     }
 }
 
-/// CPU time process `pid` has used so far, user and system, all its
-/// threads, in seconds: fields 14 and 15 of /proc/<pid>/stat.
-pub fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    let ticks = cpu_ticks_of_stat(&stat).context("no CPU times in /proc/<pid>/stat")?;
-    // USER_HZ, the unit of these fields, is 100 on every Linux this runs on.
-    Ok(ticks as f64 / 100.0)
-}
-
-/// utime + stime of a /proc stat line, counted after the command name's
-/// closing parenthesis (the name may hold spaces and parentheses).
-fn cpu_ticks_of_stat(stat: &str) -> Option<u64> {
-    let (_, after_name) = stat.rsplit_once(')')?;
-    let mut fields = after_name.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some(user + system)
-}
-
 /// The last `lines` lines of a file, for error messages.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_ticks_are_user_plus_system() {
-        let stat = "4242 (wemaster (x)) S 1 4242 4242 0 -1 4194368 100 0 0 0 250 70 0 0 20 0 \
-                    4 0 12345 1000000 200";
-        assert_eq!(cpu_ticks_of_stat(stat), Some(320));
-        assert_eq!(cpu_ticks_of_stat("4242 (x) S 1"), None);
-    }
 }

@@ -1,6 +1,8 @@
 //! Part c: a closed-loop flood of the cheap catalogue list from one address,
 //! and an honest client on another address browsing with think time, which
-//! measures its own latency first without the flood, then under it.
+//! measures its own latency without the flood and under it. The two
+//! alternate, in [`ROUNDS`] rounds, so that load from outside the bench that
+//! comes and goes on this shared machine weighs on both alike.
 //!
 //! The load generator shares the machine's cores with the server. A flood
 //! generator at normal priority takes CPU from the server, and the honest
@@ -23,26 +25,31 @@ use thread_priority::{ThreadPriority, set_current_thread_priority};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
+use super::cpu::{self, CoresBusy};
 use super::http::{Addresses, REQUEST_TIMEOUT, client_from, get};
 use crate::figures::Latency;
-use crate::{flows, server};
+use crate::flows;
 
 /// The second octet of this part's addresses: 127.30.x.y.
 const BLOCK: u8 = 30;
 /// The flood's connections, each a closed loop without think time.
 pub const FLOOD_CONNECTIONS: usize = 64;
-/// The honest client's requests in each of its two runs.
+/// The honest client's requests without the flood, and again under it.
 pub const HONEST_REQUESTS: usize = 300;
+/// Rounds of (honest alone, honest under the flood).
+pub const ROUNDS: usize = 3;
 /// The honest client's pause after each answer.
 pub const THINK: Duration = Duration::from_millis(100);
-/// How long the flood runs before the honest client starts measuring.
-const WARM_UP: Duration = Duration::from_secs(2);
+/// How long the flood runs each round before the honest client measures.
+const WARM_UP: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Serialize)]
 pub struct FloodPart {
     pub honest_address: Ipv4Addr,
     pub flood_address: Ipv4Addr,
     pub think_ms: u64,
+    /// Rounds of (honest alone, honest under the flood).
+    pub rounds: usize,
     /// The honest client alone.
     pub quiet: Browsing,
     /// The honest client while the flood runs.
@@ -50,12 +57,10 @@ pub struct FloodPart {
     pub flood: Flood,
     /// The honest client's p95 under the flood over its p95 without it.
     pub p95_ratio: Option<f64>,
-    /// Cores the server kept busy while the honest client browsed alone.
-    pub server_cores_quiet: Option<f64>,
-    /// Cores the server kept busy under the flood: how hard it was pressed.
-    pub server_cores_flooded: Option<f64>,
-    /// Cores the bench itself (the flood, mostly) used under the flood.
-    pub generator_cores_flooded: Option<f64>,
+    /// Cores busy while the honest client browsed alone.
+    pub cpu_quiet: Option<CoresBusy>,
+    /// Cores busy while it browsed under the flood.
+    pub cpu_flooded: Option<CoresBusy>,
 }
 
 /// The honest client's browsing: alternately the catalogue list and an
@@ -97,6 +102,23 @@ impl Flood {
     pub fn count(&self, status: u16) -> usize {
         self.statuses.get(&status).copied().unwrap_or(0)
     }
+
+    /// Adds one round's flood.
+    fn add(&mut self, round: Flood) {
+        self.connections = self.connections.max(round.connections);
+        self.thread_nice.extend(round.thread_nice);
+        self.seconds += round.seconds;
+        self.requests += round.requests;
+        for (status, count) in round.statuses {
+            *self.statuses.entry(status).or_insert(0) += count;
+        }
+        self.no_answer += round.no_answer;
+        self.per_second = if self.seconds > 0.0 {
+            self.requests as f64 / self.seconds
+        } else {
+            0.0
+        };
+    }
 }
 
 pub async fn run(base_url: &str, server_pid: u32) -> Result<FloodPart> {
@@ -104,57 +126,45 @@ pub async fn run(base_url: &str, server_pid: u32) -> Result<FloodPart> {
     let flood_address = addresses.next();
     let honest_address = addresses.next();
     let honest = client_from(honest_address)?;
-    // Also opens the honest client's connection, so neither run pays for it.
+    // Also opens the honest client's connection, so no round pays for it.
     let slugs = offering_slugs(&honest, base_url).await?;
 
-    let server = CpuMeter::start(server_pid);
-    let quiet = browse(&honest, base_url, &slugs).await;
-    let server_cores_quiet = server.cores();
-    let flood = Running::start(base_url, flood_address)?;
-    tokio::time::sleep(WARM_UP).await;
-    let (server, generator) = (
-        CpuMeter::start(server_pid),
-        CpuMeter::start(std::process::id()),
-    );
-    let flooded = browse(&honest, base_url, &slugs).await;
-    let (server_cores_flooded, generator_cores_flooded) = (server.cores(), generator.cores());
-    let flood = flood.stop().await?;
+    let per_round = HONEST_REQUESTS / ROUNDS;
+    let (mut quiet, mut flooded) = (Browser::default(), Browser::default());
+    let (mut cpu_quiet, mut cpu_flooded) = (cpu::Windows::default(), cpu::Windows::default());
+    let mut flood = Flood::default();
+    for _ in 0..ROUNDS {
+        cpu_quiet
+            .measure(
+                server_pid,
+                quiet.browse(&honest, base_url, &slugs, per_round),
+            )
+            .await;
+        let running = Running::start(base_url, flood_address)?;
+        tokio::time::sleep(WARM_UP).await;
+        cpu_flooded
+            .measure(
+                server_pid,
+                flooded.browse(&honest, base_url, &slugs, per_round),
+            )
+            .await;
+        flood.add(running.stop().await?);
+    }
 
+    let (quiet, flooded) = (quiet.figures(), flooded.figures());
     let p95_ratio = (quiet.latency.p95 > 0.0).then(|| flooded.latency.p95 / quiet.latency.p95);
     Ok(FloodPart {
         honest_address,
         flood_address,
         think_ms: THINK.as_millis() as u64,
+        rounds: ROUNDS,
         quiet,
         flooded,
         flood,
         p95_ratio,
-        server_cores_quiet,
-        server_cores_flooded,
-        generator_cores_flooded,
+        cpu_quiet: cpu_quiet.cores(),
+        cpu_flooded: cpu_flooded.cores(),
     })
-}
-
-/// A process's CPU use from now on, in cores (CPU seconds per second).
-struct CpuMeter {
-    pid: u32,
-    since: Instant,
-    cpu_seconds: Option<f64>,
-}
-
-impl CpuMeter {
-    fn start(pid: u32) -> CpuMeter {
-        CpuMeter {
-            pid,
-            since: Instant::now(),
-            cpu_seconds: server::cpu_seconds(pid).ok(),
-        }
-    }
-
-    fn cores(&self) -> Option<f64> {
-        let used = server::cpu_seconds(self.pid).ok()? - self.cpu_seconds?;
-        Some(used / self.since.elapsed().as_secs_f64())
-    }
 }
 
 async fn offering_slugs(client: &reqwest::Client, base_url: &str) -> Result<Vec<String>> {
@@ -178,31 +188,51 @@ async fn offering_slugs(client: &reqwest::Client, base_url: &str) -> Result<Vec<
     Ok(slugs)
 }
 
-async fn browse(client: &reqwest::Client, base_url: &str, slugs: &[String]) -> Browsing {
-    let started = Instant::now();
-    let mut samples = Vec::with_capacity(HONEST_REQUESTS);
-    let mut statuses = BTreeMap::new();
-    let mut no_answer = 0;
-    for i in 0..HONEST_REQUESTS {
-        let path = if i % 2 == 0 {
-            flows::OFFERINGS.to_owned()
-        } else {
-            format!("{}/{}", flows::OFFERINGS, slugs[(i / 2) % slugs.len()])
-        };
-        let answer = get(client, base_url, &path).await;
-        samples.push(answer.ms);
-        match answer.status {
-            0 => no_answer += 1,
-            status => *statuses.entry(status).or_insert(0) += 1,
+/// The honest client's answers, over the rounds of one condition.
+#[derive(Default)]
+struct Browser {
+    samples_ms: Vec<f64>,
+    statuses: BTreeMap<u16, usize>,
+    no_answer: usize,
+    seconds: f64,
+}
+
+impl Browser {
+    /// `requests` requests: the list and an offering's detail in turn.
+    async fn browse(
+        &mut self,
+        client: &reqwest::Client,
+        base_url: &str,
+        slugs: &[String],
+        requests: usize,
+    ) {
+        let started = Instant::now();
+        for i in 0..requests {
+            let path = if i % 2 == 0 {
+                flows::OFFERINGS.to_owned()
+            } else {
+                let slug = &slugs[(self.samples_ms.len() / 2) % slugs.len()];
+                format!("{}/{slug}", flows::OFFERINGS)
+            };
+            let answer = get(client, base_url, &path).await;
+            self.samples_ms.push(answer.ms);
+            match answer.status {
+                0 => self.no_answer += 1,
+                status => *self.statuses.entry(status).or_insert(0) += 1,
+            }
+            tokio::time::sleep(THINK).await;
         }
-        tokio::time::sleep(THINK).await;
+        self.seconds += started.elapsed().as_secs_f64();
     }
-    Browsing {
-        requests: HONEST_REQUESTS,
-        latency: Latency::of_samples(&samples),
-        statuses,
-        no_answer,
-        seconds: started.elapsed().as_secs_f64(),
+
+    fn figures(self) -> Browsing {
+        Browsing {
+            requests: self.samples_ms.len(),
+            latency: Latency::of_samples(&self.samples_ms),
+            statuses: self.statuses,
+            no_answer: self.no_answer,
+            seconds: self.seconds,
+        }
     }
 }
 

@@ -358,9 +358,9 @@ mod tests {
                 no_answer: 0,
             },
             p95_ratio: Some(flooded_p95 / quiet_p95),
-            server_cores_quiet: Some(0.01),
-            server_cores_flooded: Some(1.5),
-            generator_cores_flooded: Some(0.5),
+            rounds: 3,
+            cpu_quiet: None,
+            cpu_flooded: None,
         }
     }
 

@@ -11,6 +11,7 @@
 //! each as its own client and no part spends another's budget. No goose
 //! here: each part is a short sequence of requests whose order matters.
 
+mod cpu;
 mod flood;
 mod http;
 mod judge;
@@ -99,10 +100,12 @@ pub async fn run(setup: Setup<'_>) -> Result<bool> {
     let stuffing = stuffing::run(&base_url).await?;
     let rss_b = server.rss_bytes().ok();
     println!(
-        "bench: c: the honest client alone, then under a {}-connection flood at nice 19 ({} requests each, about {} s)",
+        "bench: c: the honest client alone and under a {}-connection flood at nice 19, in turn, {} rounds ({} requests each way, about {} s)",
         flood::FLOOD_CONNECTIONS,
+        flood::ROUNDS,
         flood::HONEST_REQUESTS,
-        2 * flood::HONEST_REQUESTS as u64 * flood::THINK.as_millis() as u64 / 1000 + 3
+        2 * flood::HONEST_REQUESTS as u64 * flood::THINK.as_millis() as u64 / 1000
+            + 2 * flood::ROUNDS as u64
     );
     let flood = flood::run(&base_url, server.pid).await?;
     let rss_c = server.rss_bytes().ok();

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::AbuseRun;
+use super::cpu::CoresBusy;
 use super::flood::Browsing;
 use super::lockout::LockWindow;
 use crate::report::{dotted, latency_line, megabytes, thresholds};
@@ -120,8 +121,8 @@ pub fn text(run: &AbuseRun) -> String {
     let _ = writeln!(
         w,
         "█ c: {} connections from {} hammering GET /api/v1/offerings, no think time, generator at nice 19; \
-         honest client on {}: list or detail, {} ms after each answer",
-        c.flood.connections, c.flood_address, c.honest_address, c.think_ms
+         honest client on {}: list or detail, {} ms after each answer; alone and flooded in turn, {} rounds",
+        c.flood.connections, c.flood_address, c.honest_address, c.think_ms, c.rounds
     );
     let _ = writeln!(w);
     browsing_lines(w, "honest, no flood", &c.quiet);
@@ -154,11 +155,10 @@ pub fn text(run: &AbuseRun) -> String {
     );
     let _ = writeln!(
         w,
-        "  {} server {} alone, {} under the flood; the bench {} under the flood (of {} cores)",
-        dotted("CPU, cores busy"),
-        cores(c.server_cores_quiet),
-        cores(c.server_cores_flooded),
-        cores(c.generator_cores_flooded),
+        "  {} {} alone; {} under the flood (of {} cores)",
+        dotted("cores busy"),
+        cores(c.cpu_quiet.as_ref()),
+        cores(c.cpu_flooded.as_ref()),
         run.cores
     );
     let _ = writeln!(
@@ -214,8 +214,13 @@ fn browsing_lines(w: &mut String, label: &str, b: &Browsing) {
     let _ = writeln!(w, "  {} {}", dotted(""), latency_line(&b.latency));
 }
 
-fn cores(value: Option<f64>) -> String {
-    value.map_or("?".into(), |c| format!("{c:.2}"))
+fn cores(busy: Option<&CoresBusy>) -> String {
+    busy.map_or("unknown".into(), |b| {
+        format!(
+            "server {:.2}, bench {:.2}, other processes {:.2}",
+            b.server, b.bench, b.others
+        )
+    })
 }
 
 fn statuses(statuses: &BTreeMap<u16, usize>) -> String {
