@@ -23,6 +23,26 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// The figures of response times measured one by one, in ms. Percentiles
+    /// are nearest-rank: the smallest sample with at least that share of all
+    /// samples at or below it, so every figure is a time that was measured.
+    pub fn of_samples(samples_ms: &[f64]) -> Latency {
+        if samples_ms.is_empty() {
+            return Latency::default();
+        }
+        let mut sorted = samples_ms.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Latency {
+            avg: sorted.iter().sum::<f64>() / sorted.len() as f64,
+            min: sorted[0],
+            p50: nearest_rank(&sorted, 0.50),
+            p90: nearest_rank(&sorted, 0.90),
+            p95: nearest_rank(&sorted, 0.95),
+            p99: nearest_rank(&sorted, 0.99),
+            max: sorted[sorted.len() - 1],
+        }
+    }
+
     fn of(data: &GooseRequestMetricTimingData) -> Latency {
         if data.counter == 0 {
             return Latency::default();
@@ -38,6 +58,13 @@ impl Latency {
             max: ms(data.maximum_time_us),
         }
     }
+}
+
+/// The `share` (0..=1) percentile of `sorted` (ascending, not empty), by
+/// nearest rank.
+fn nearest_rank(sorted: &[f64], share: f64) -> f64 {
+    let rank = (share * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// Requests to one endpoint, or to all of them.
@@ -272,4 +299,35 @@ fn merge<'a>(
         merged.times_us.insert(bucket, count);
     }
     merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles_are_measured_samples() {
+        let samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let latency = Latency::of_samples(&samples);
+        assert_eq!(latency.min, 1.0);
+        assert_eq!(latency.p50, 50.0);
+        assert_eq!(latency.p90, 90.0);
+        assert_eq!(latency.p95, 95.0);
+        assert_eq!(latency.p99, 99.0);
+        assert_eq!(latency.max, 100.0);
+        assert_eq!(latency.avg, 50.5);
+    }
+
+    #[test]
+    fn nearest_rank_of_few_samples_rounds_up() {
+        let latency = Latency::of_samples(&[3.0, 1.0, 2.0]);
+        assert_eq!(latency.p50, 2.0);
+        assert_eq!(latency.p95, 3.0);
+        assert_eq!(Latency::of_samples(&[7.0]).p99, 7.0);
+    }
+
+    #[test]
+    fn no_samples_give_zeros() {
+        assert_eq!(Latency::of_samples(&[]).p95, 0.0);
+    }
 }

@@ -2,8 +2,10 @@
 //! on a temporary database with bench/wemaster.bench.toml, measures the
 //! yardsticks, runs a profile and the /livez ceiling with goose, stops the
 //! server with SIGTERM and writes the summary into bench/out/<timestamp>/.
+//! The abuse profile attacks the server instead (src/abuse/).
 //! See bench/README.md.
 
+mod abuse;
 mod calibrate;
 mod figures;
 mod flows;
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
@@ -24,7 +26,6 @@ use serde::Deserialize;
 
 use crate::calibrate::Argon2Params;
 use crate::profile::{Phase, Profile};
-use crate::server::{Launch, Server};
 
 /// The bench's crate folder; the repository root is its parent.
 const BENCH_DIR: &str = env!("CARGO_MANIFEST_DIR");
@@ -35,7 +36,8 @@ const BENCH_DIR: &str = env!("CARGO_MANIFEST_DIR");
 )]
 struct Args {
     /// original: the original's 24 min; quick: the same shape in 2 min;
-    /// max: closed loops; smoke: half a minute, loose thresholds (CI).
+    /// max: closed loops; smoke: half a minute, loose thresholds (CI);
+    /// abuse: password guessing, credential stuffing and a flood.
     #[arg(long, value_enum, default_value_t = Profile::Quick)]
     profile: Profile,
     /// Run with rate_limit.enabled = false (max always does).
@@ -108,6 +110,9 @@ async fn run(args: Args) -> Result<bool> {
     let started = chrono::Utc::now();
     let out_dir = args.out.join(started.format("%Y%m%d-%H%M%S").to_string());
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    if args.profile == Profile::Abuse {
+        return run_abuse(&args, started, &out_dir, repo_root, &config_path).await;
+    }
     let limits = !(args.no_limits || args.profile.forces_limits_off());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let phases = args.profile.phases(args.closed_users);
@@ -127,15 +132,7 @@ async fn run(args: Args) -> Result<bool> {
         out_dir.display()
     );
 
-    let binary = match &args.server_bin {
-        // Absolute: the server runs in the temporary folder.
-        Some(binary) => std::fs::canonicalize(binary)
-            .with_context(|| format!("finding {}", binary.display()))?,
-        None => {
-            println!("bench: cargo build --release in {}", repo_root.display());
-            server::build_release(repo_root)?
-        }
-    };
+    let binary = server_binary(&args, repo_root)?;
 
     // Before the server starts, so nothing else competes for the core.
     let argon2 = tokio::task::spawn_blocking(move || calibrate::time_argon2(config.auth))
@@ -146,24 +143,18 @@ async fn run(args: Args) -> Result<bool> {
         argon2.verify_ms, argon2.per_second_single_thread
     );
 
-    let workdir = tempfile::Builder::new()
-        .prefix("wemaster-bench-")
-        .tempdir()
-        .context("creating the temporary database folder")?;
-    let database = workdir.path().join("bench.db");
-    let mut server = Server::start(Launch {
-        binary: &binary,
-        config: &config_path,
-        database: &database,
-        port: server::free_port()?,
-        limits,
-        log: out_dir.join("server.log"),
-        workdir: workdir.path(),
-    })?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let ready = server.wait_ready(&client).await?;
+    let mut fresh = server::start_fresh(
+        &binary,
+        &config_path,
+        limits,
+        out_dir.join("server.log"),
+        &client,
+    )
+    .await?;
+    let (server, ready) = (&mut fresh.server, fresh.ready);
     let base_url = server.base_url();
     println!(
         "bench: server pid {} ready on {} in {:.1} s",
@@ -270,6 +261,49 @@ async fn run(args: Args) -> Result<bool> {
     )?;
     println!("bench: wrote {}", out_dir.display());
     Ok(passed)
+}
+
+/// The abuse profile: the server with its shipped limits, attacked.
+async fn run_abuse(
+    args: &Args,
+    started: chrono::DateTime<chrono::Utc>,
+    out_dir: &Path,
+    repo_root: &Path,
+    config_path: &Path,
+) -> Result<bool> {
+    if args.no_limits {
+        bail!("--no-limits makes no sense with --profile abuse, which measures the limits");
+    }
+    let limits = abuse::Limits::read(&repo_root.join("wemaster.toml"), config_path)?;
+    println!(
+        "bench: profile abuse, shipped rate limits on, clients from their own loopback addresses without X-Forwarded-For, about 75 s; output in {}",
+        out_dir.display()
+    );
+    let binary = server_binary(args, repo_root)?;
+    abuse::run(abuse::Setup {
+        started,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        out_dir,
+        binary: &binary,
+        config: config_path,
+        limits,
+    })
+    .await
+}
+
+/// The server binary to run: `--server-bin`, or the release build of the
+/// repository at `repo_root`.
+fn server_binary(args: &Args, repo_root: &Path) -> Result<PathBuf> {
+    match &args.server_bin {
+        // Absolute: the server runs in the temporary folder.
+        Some(binary) => {
+            std::fs::canonicalize(binary).with_context(|| format!("finding {}", binary.display()))
+        }
+        None => {
+            println!("bench: cargo build --release in {}", repo_root.display());
+            server::build_release(repo_root)
+        }
+    }
 }
 
 /// One goose run of `phase`, its HTML report written to `html`.

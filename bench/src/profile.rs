@@ -30,6 +30,9 @@ pub enum Profile {
     Max,
     /// A few users for half a minute, loose thresholds: for CI.
     Smoke,
+    /// Password guessing, credential stuffing and a flood against the
+    /// shipped limits (src/abuse/); no goose phases.
+    Abuse,
 }
 
 /// One goose run against the server.
@@ -138,6 +141,8 @@ impl Profile {
             Profile::Original => vec![paced_mix(ORIGINAL_PLAN), ceiling(30)],
             Profile::Quick => vec![paced_mix(QUICK_PLAN), ceiling(15)],
             Profile::Smoke => vec![paced_mix(SMOKE_PLAN), ceiling(3)],
+            // Its attacks are sequences of requests, not goose phases.
+            Profile::Abuse => Vec::new(),
             Profile::Max => vec![
                 closed(
                     "max-mix",
@@ -180,6 +185,7 @@ impl Profile {
             Profile::Quick => "quick",
             Profile::Max => "max",
             Profile::Smoke => "smoke",
+            Profile::Abuse => "abuse",
         }
     }
 }

@@ -35,7 +35,7 @@ pub struct Run {
     pub passed: bool,
 }
 
-fn ms(value: f64) -> String {
+pub fn ms(value: f64) -> String {
     if value >= 1000.0 {
         format!("{:.2}s", value / 1000.0)
     } else if value >= 10.0 {
@@ -50,11 +50,11 @@ pub fn megabytes(bytes: Option<u64>) -> String {
     bytes.map_or("unknown".into(), |b| format!("{:.1} MB", b as f64 / 1e6))
 }
 
-fn dotted(label: &str) -> String {
+pub fn dotted(label: &str) -> String {
     format!("{label:.<34}:")
 }
 
-fn latency_line(latency: &Latency) -> String {
+pub fn latency_line(latency: &Latency) -> String {
     format!(
         "avg={} min={} med={} p(90)={} p(95)={} p(99)={} max={}",
         ms(latency.avg),
@@ -247,8 +247,17 @@ pub fn text(run: &Run) -> String {
     }
 
     let _ = writeln!(w);
+    out.push_str(&thresholds(&run.checks));
+    out
+}
+
+/// The thresholds, one line each, under a heading: ✓/✗/- and PASS/FAIL/N/A,
+/// the rule, the observed figure, whether it gates, and the note.
+pub fn thresholds(checks: &[Check]) -> String {
+    let mut out = String::new();
+    let w = &mut out;
     let _ = writeln!(w, "THRESHOLDS (gating ones decide BENCH PASS/FAIL)");
-    for c in &run.checks {
+    for c in checks {
         let mark = match c.status {
             Status::Pass => "✓",
             Status::Fail => "✗",

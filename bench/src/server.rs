@@ -70,6 +70,47 @@ pub struct Server {
     pub log: PathBuf,
 }
 
+/// A ready server on a fresh database in a temporary folder, which is
+/// deleted after the server has stopped (fields drop in this order).
+pub struct Fresh {
+    pub server: Server,
+    /// How long the server took to answer /readyz.
+    pub ready: Duration,
+    /// Held only to be deleted when this is dropped.
+    _workdir: tempfile::TempDir,
+}
+
+/// Starts `binary` with `config` on a free loopback port and a fresh database
+/// (the demo data seeded on it), its output in `log`, and waits until it is
+/// ready.
+pub async fn start_fresh(
+    binary: &Path,
+    config: &Path,
+    limits: bool,
+    log: PathBuf,
+    client: &reqwest::Client,
+) -> Result<Fresh> {
+    let workdir = tempfile::Builder::new()
+        .prefix("wemaster-bench-")
+        .tempdir()
+        .context("creating the temporary database folder")?;
+    let mut server = Server::start(Launch {
+        binary,
+        config,
+        database: &workdir.path().join("bench.db"),
+        port: free_port()?,
+        limits,
+        log,
+        workdir: workdir.path(),
+    })?;
+    let ready = server.wait_ready(client).await?;
+    Ok(Fresh {
+        server,
+        ready,
+        _workdir: workdir,
+    })
+}
+
 /// How the server stopped.
 #[derive(Debug, serde::Serialize)]
 pub struct Stopped {
@@ -192,7 +233,7 @@ impl Server {
     }
 
     /// SIGTERM, then wait; SIGKILL after [`STOP_TIMEOUT`].
-    pub fn stop(mut self) -> Result<Stopped> {
+    pub fn stop(&mut self) -> Result<Stopped> {
         let mut child = self
             .child
             .take()

@@ -47,7 +47,7 @@ impl Status {
         }
     }
 
-    fn of(pass: bool) -> Status {
+    pub fn of(pass: bool) -> Status {
         if pass { Status::Pass } else { Status::Fail }
     }
 }
