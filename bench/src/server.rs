@@ -146,6 +146,10 @@ impl Server {
             .arg("serve")
             .env("WEMASTER_SERVER__ADDR", &addr)
             .env("WEMASTER_DATABASE__PATH", launch.database)
+            // /metrics listens apart from the API (127.0.0.1:9102 by
+            // default); a port of its own keeps a running server from
+            // stopping the bench. The bench does not read it.
+            .env("WEMASTER_METRICS__ADDR", "127.0.0.1:0")
             .env(
                 "WEMASTER_RATE_LIMIT__ENABLED",
                 if launch.limits { "true" } else { "false" },
