@@ -1,7 +1,7 @@
 //! The command line: `wemaster [--config PATH] [COMMAND]`; `wemaster --help`
 //! lists the commands.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -63,8 +63,9 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create an account of any role (the only way to create an ADMIN). The
-    /// password is read from WEMASTER_NEW_PASSWORD or, if unset, from the
-    /// first line of stdin; never from the command line.
+    /// password comes from WEMASTER_NEW_PASSWORD or, if unset, from a prompt
+    /// that does not echo (on a terminal) or the first line of stdin (in a
+    /// script); never from the command line.
     Create {
         #[arg(long)]
         email: String,
@@ -251,14 +252,7 @@ fn create_user(
     name: Option<String>,
 ) -> anyhow::Result<()> {
     let email = normalize_email(email).map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
-    let secret = match std::env::var(NEW_PASSWORD_ENV) {
-        Ok(p) => p,
-        Err(_) => {
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line)?;
-            line.trim_end_matches(['\r', '\n']).to_string()
-        }
-    };
+    let secret = new_password(&email)?;
     check_new_password("password", &secret).map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
     let (db, _) = Db::open(&config.database)?;
     let user = NewUser {
@@ -284,4 +278,34 @@ fn create_user(
         user.email,
         user.id
     ))
+}
+
+/// The password for `user create`: [`NEW_PASSWORD_ENV`] when set; else
+/// typed twice at a prompt that does not echo, when stdin is a terminal;
+/// else the first line of stdin, for scripts.
+fn new_password(email: &str) -> anyhow::Result<String> {
+    let secret = match std::env::var(NEW_PASSWORD_ENV) {
+        Ok(secret) => secret,
+        Err(_) if std::io::stdin().is_terminal() => {
+            // rpassword writes the prompt to the terminal itself, not to
+            // stdout, and turns echo off while the password is typed.
+            let secret = rpassword::prompt_password(format!("password for {email}: "))?;
+            if !secret.is_empty() && rpassword::prompt_password("the same again: ")? != secret {
+                anyhow::bail!("the two passwords differ; nothing was created");
+            }
+            secret
+        }
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if secret.is_empty() {
+        anyhow::bail!(
+            "no password given: type it at the prompt, send it as the first line of stdin \
+             or set {NEW_PASSWORD_ENV}"
+        );
+    }
+    Ok(secret)
 }

@@ -738,6 +738,46 @@ fn user_create_reads_the_password_from_env_never_argv() {
 }
 
 #[tokio::test]
+async fn user_create_reads_a_piped_password_and_refuses_an_empty_one() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("WEMASTER_DATABASE__PATH", app.db_path.to_str().unwrap()),
+        ("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64"),
+        ("WEMASTER_AUTH__ARGON2_ITERATIONS", "1"),
+    ];
+    let args = [
+        "user",
+        "create",
+        "--email",
+        "piped@example.com",
+        "--role",
+        "TUTOR",
+    ];
+
+    // Nothing on stdin, or an empty line: no password, said as much.
+    for input in ["", "\n"] {
+        let (status, _, stderr) =
+            crate::helpers::run_binary_with_input(dir.path(), &args, &env, input);
+        assert_eq!(status, 1, "{input:?}: {stderr}");
+        assert!(stderr.contains("no password given"), "{input:?}: {stderr}");
+        assert!(!stderr.contains("8 to 128"), "{input:?}: {stderr}");
+    }
+
+    // A script pipes the password in; the account signs in with it.
+    let (status, stdout, stderr) =
+        crate::helpers::run_binary_with_input(dir.path(), &args, &env, "piped-password-1\n");
+    assert_eq!(status, 0, "{stderr}");
+    assert!(!stdout.contains("piped-password-1"), "{stdout}");
+    assert!(
+        stdout.contains("created TUTOR account piped@example.com"),
+        "{stdout}"
+    );
+    let session = app.login("piped@example.com", "piped-password-1").await;
+    assert_eq!(session["user"]["role"], "TUTOR");
+}
+
+#[tokio::test]
 async fn a_demoted_or_deleted_account_loses_its_powers_before_its_token_expires() {
     let app = spawn_app_with(|c| c.auth.session_recheck_seconds = 1).await;
     let admin = app.token_of("admin@test.com").await;

@@ -158,6 +158,28 @@ pub fn run_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, Stri
     )
 }
 
+/// [`run_binary`] with `input` on the binary's stdin (a pipe, as in a
+/// script).
+pub fn run_binary_with_input(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: &str,
+) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = binary_command(dir, args, env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut stdin = child.stdin.take().expect("stdin pipe");
+    stdin.write_all(input.as_bytes()).expect("input written");
+    drop(stdin);
+    outcome(child.wait_with_output().expect("binary ends"))
+}
+
 fn outcome(out: std::process::Output) -> (i32, String, String) {
     (
         out.status.code().unwrap_or(-1),
