@@ -41,7 +41,7 @@ fn copy(src: &Connection, dst: &mut Connection) -> anyhow::Result<i32> {
 }
 
 /// Writes a consistent copy of the database at `source` to `target`, which
-/// must not exist yet. Safe while the server runs.
+/// must not exist yet, into a folder that must. Safe while the server runs.
 pub fn backup(source: &Path, target: &Path) -> anyhow::Result<CopyReport> {
     let started = Instant::now();
     if target.exists() {
@@ -50,9 +50,17 @@ pub fn backup(source: &Path, target: &Path) -> anyhow::Result<CopyReport> {
     if !source.exists() {
         bail!("no database at {}", source.display());
     }
+    // A typo in the path must not leave folders behind anywhere.
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
+        if !parent.exists() {
+            bail!(
+                "folder {} does not exist; create it first",
+                parent.display()
+            );
+        }
+        if !parent.is_dir() {
+            bail!("{} is not a folder", parent.display());
+        }
     }
     let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open {}", source.display()))?;
@@ -188,6 +196,10 @@ pub async fn scheduled(state: AppState) {
                         "[year][month][day]-[hour][minute][second]"
                     ))
                     .unwrap_or_default();
+                // Unlike `wemaster backup`, the configured folder is made
+                // when missing: the configuration named it on purpose.
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
                 let target = dir.join(format!("wemaster-{stamp}.db"));
                 let report = backup(&source, &target)?;
                 prune(&dir, keep)?;

@@ -459,6 +459,31 @@ async fn restore_refuses_a_live_database_and_a_broken_backup() {
 }
 
 #[test]
+fn backup_into_a_folder_that_does_not_exist_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WEMASTER_DATABASE__PATH", "live.db")];
+    let (status, _, stderr) = run_binary(dir.path(), &["migrate"], &env);
+    assert_eq!(status, 0, "{stderr}");
+    let missing = dir.path().join("no/such");
+    let target = missing.join("x.db");
+    let (status, _, stderr) = run_binary(dir.path(), &["backup", target.to_str().unwrap()], &env);
+    assert_eq!(status, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "folder {} does not exist; create it first",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("no").exists(), "a folder was created");
+    // Once the folder is there, the same command works.
+    std::fs::create_dir_all(&missing).unwrap();
+    let (status, _, stderr) = run_binary(dir.path(), &["backup", target.to_str().unwrap()], &env);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(target.exists());
+}
+
+#[test]
 fn restore_keeps_the_database_it_replaces_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live/wemaster.db");
