@@ -82,6 +82,16 @@ pub fn backup(source: &Path, target: &Path) -> anyhow::Result<CopyReport> {
 /// Checks a backup file: SQLite's integrity check passes and its schema is
 /// one this binary knows.
 pub fn verify(path: &Path) -> anyhow::Result<usize> {
+    // SQLite reports both as a bare "unable to open" or "disk I/O error".
+    if !path.exists() {
+        bail!("{} does not exist", path.display());
+    }
+    if path.is_dir() {
+        bail!(
+            "{} is a folder; name the backup file inside it",
+            path.display()
+        );
+    }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open {}", path.display()))?;
     let check: String = conn
@@ -92,11 +102,19 @@ pub fn verify(path: &Path) -> anyhow::Result<usize> {
     }
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let version = usize::try_from(version).unwrap_or(usize::MAX);
-    if version == 0 || version > crate::db::schema_version() {
+    let known = crate::db::schema_version();
+    if version == 0 {
         bail!(
-            "{} has schema version {version}; this wemaster knows 1 to {}",
-            path.display(),
-            crate::db::schema_version()
+            "{} is not a wemaster backup: it is a SQLite database without wemaster's schema \
+             (schema version 0)",
+            path.display()
+        );
+    }
+    if version > known {
+        bail!(
+            "{} was made by a newer wemaster: its schema version is {version}, this wemaster \
+             knows versions 1 to {known}; restore it with a newer wemaster",
+            path.display()
         );
     }
     Ok(version)
