@@ -215,3 +215,16 @@ async fn request_examples_name_only_ids_of_the_demo_data() {
         "the draft example names an offering and a variant"
     );
 }
+
+#[tokio::test]
+async fn the_authorize_dialog_says_how_to_get_a_token() {
+    let app = spawn_app().await;
+    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let text = spec["components"]["securitySchemes"]["bearerAuth"]["description"]
+        .as_str()
+        .unwrap();
+    for needed in ["POST /api/v1/auth/login", "student@test.com", "accessToken"] {
+        assert!(text.contains(needed), "lacks {needed}: {text}");
+    }
+    assert!(!text.contains("handler"), "written for developers: {text}");
+}
