@@ -228,3 +228,13 @@ async fn the_authorize_dialog_says_how_to_get_a_token() {
     }
     assert!(!text.contains("handler"), "written for developers: {text}");
 }
+
+#[tokio::test]
+async fn the_docs_page_has_a_favicon() {
+    let app = spawn_app().await;
+    let resp = app.get("/favicon.ico").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/svg+xml");
+    let body = resp.text().await.unwrap();
+    assert!(body.starts_with("<svg"), "{body}");
+}
