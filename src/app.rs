@@ -270,6 +270,7 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .at("/livez", get(root_livez))
         .at("/", get(root_index))
         .at("/favicon.ico", get(favicon))
+        .at("/reset-password", get(crate::auth::reset_page::page))
         .at("/checkout/dev/:session", get(dev_checkout::page))
         .at("/checkout/dev/:session/pay", post(dev_checkout::pay))
         .at("/checkout/dev/:session/cancel", post(dev_checkout::cancel))

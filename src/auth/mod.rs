@@ -5,6 +5,7 @@ pub mod api;
 pub mod model;
 pub mod password;
 pub mod repo;
+pub mod reset_page;
 pub mod sessions;
 pub mod token;
 

@@ -456,6 +456,91 @@ async fn wait_for_reset_mail(app: &TestApp, recipient: &str) -> Value {
     panic!("no reset mail for {recipient}");
 }
 
+/// The `sha256-...` CSP source of an inline block's text.
+fn csp_source(text: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The text between the first `open` and the `close` after it.
+fn between<'a>(html: &'a str, open: &str, close: &str) -> &'a str {
+    let start = html.find(open).unwrap_or_else(|| panic!("no {open}")) + open.len();
+    let end = html[start..]
+        .find(close)
+        .unwrap_or_else(|| panic!("no {close}"));
+    &html[start..start + end]
+}
+
+#[tokio::test]
+async fn the_reset_link_opens_a_page_with_a_form() {
+    let app = spawn_app().await;
+    app.post_json(
+        "/api/v1/auth/forgot-password",
+        &json!({"email": "student@test.com"}),
+    )
+    .await;
+    let mail = wait_for_reset_mail(&app, "student@test.com").await;
+    let token = reset_token_from(&mail);
+    // The default link names this server's own page.
+    let body = mail["body"].as_str().unwrap();
+    let at = body.find("/reset-password?").expect("a reset link");
+    let link = body[at..].split_whitespace().next().unwrap();
+
+    let resp = app.get(link).await;
+
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("<form"), "{html}");
+    assert!(html.contains("type=\"password\""), "{html}");
+    assert!(html.contains(&format!("value=\"{token}\"")), "{html}");
+    assert!(html.contains("/api/v1/auth/reset-password"), "{html}");
+    // Its inline script and style are the ones its policy allows, and it
+    // loads nothing from elsewhere.
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    assert!(
+        csp.contains(&csp_source(between(&html, "<script>", "</script>"))),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(&csp_source(between(&html, "<style>", "</style>"))),
+        "{csp}"
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn the_reset_page_escapes_the_token_it_shows() {
+    let app = spawn_app().await;
+    let hostile = "x\"><script>alert(1)</script>";
+    let resp = app
+        .client
+        .get(app.url("/reset-password"))
+        .query(&[("token", hostile)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(!html.contains("<script>alert(1)"), "{html}");
+    assert!(!html.contains("x\">"), "{html}");
+    assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
+}
+
 #[tokio::test]
 async fn reset_password_works_once_and_ends_every_session() {
     let app = spawn_app().await;
