@@ -297,6 +297,8 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .at("/readyz", get(health::api::root_readyz))
         .at("/livez", get(root_livez))
         .at("/", get(root_index))
+        .at("/favicon.ico", get(favicon))
+        .at("/reset-password", get(crate::auth::reset_page::page))
         .at("/checkout/dev/:session", get(dev_checkout::page))
         .at("/checkout/dev/:session/pay", post(dev_checkout::pay))
         .at("/checkout/dev/:session/cancel", post(dev_checkout::cancel))
@@ -337,6 +339,19 @@ fn root_livez() -> impl IntoResponse {
 #[handler]
 fn root_index() -> Redirect {
     Redirect::see_other("/docs")
+}
+
+/// A "W" on a blue square for the browser tab, so opening `/docs` leaves
+/// no 404 in the console.
+const FAVICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#2a5db0"/><text x="16" y="23" font-family="sans-serif" font-size="20" font-weight="bold" text-anchor="middle" fill="#fff">W</text></svg>"##;
+
+/// Browsers ask for `/favicon.ico` unprompted; they accept an SVG there.
+#[handler]
+fn favicon() -> impl IntoResponse {
+    poem::Response::builder()
+        .content_type("image/svg+xml")
+        .header(poem::http::header::CACHE_CONTROL, "public, max-age=86400")
+        .body(FAVICON)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when

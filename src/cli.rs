@@ -1,5 +1,7 @@
-//! The command line: `wemaster [--config PATH] [serve|migrate|seed|openapi|config]`.
+//! The command line: `wemaster [--config PATH] [COMMAND]`; `wemaster --help`
+//! lists the commands.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -61,8 +63,9 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create an account of any role (the only way to create an ADMIN). The
-    /// password is read from WEMASTER_NEW_PASSWORD or, if unset, from the
-    /// first line of stdin; never from the command line.
+    /// password comes from WEMASTER_NEW_PASSWORD or, if unset, from a prompt
+    /// that does not echo (on a terminal) or the first line of stdin (in a
+    /// script); never from the command line.
     Create {
         #[arg(long)]
         email: String,
@@ -120,86 +123,79 @@ pub fn run() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Openapi { format } => {
-            match format {
-                SpecFormat::Json => println!("{}", crate::api::spec_json()),
-                SpecFormat::Yaml => print!("{}", crate::api::spec_yaml()),
-            }
-            ExitCode::SUCCESS
-        }
-        Command::Config => {
-            print!("{}", config.to_masked_toml());
-            ExitCode::SUCCESS
-        }
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi { format } => match format {
+            SpecFormat::Json => print(&format!("{}\n", crate::api::spec_json())),
+            SpecFormat::Yaml => print(&crate::api::spec_yaml()),
+        },
+        Command::Config => print(&config.to_masked_toml()),
         Command::Migrate => {
             crate::logging::init(&config.log);
-            report(Db::open(&config.database).map(|(_, r)| {
-                println!(
-                    "database {} at schema version {} (was {})",
-                    config.database.path.display(),
-                    r.to,
-                    r.from
-                );
-            }))
+            Db::open(&config.database)
+                .map_err(anyhow::Error::from)
+                .and_then(|(_, r)| {
+                    print(&format!(
+                        "database {} at schema version {} (was {})\n",
+                        config.database.path.display(),
+                        r.to,
+                        r.from
+                    ))
+                })
         }
         Command::Seed => {
             crate::logging::init(&config.log);
-            report(
-                Db::open(&config.database)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|(db, _)| {
-                        PasswordHasher::new(&config.auth)
-                            .and_then(|hasher| crate::demo::seed(&db, &hasher))
-                            .map_err(|e| anyhow::anyhow!("{}", e.detail()))
-                    })
-                    .map(|r| {
-                        println!(
-                            "seeded {} accounts and {} offerings",
-                            r.users_added, r.offerings_added
-                        );
-                    }),
-            )
+            Db::open(&config.database)
+                .map_err(anyhow::Error::from)
+                .and_then(|(db, _)| {
+                    PasswordHasher::new(&config.auth)
+                        .and_then(|hasher| crate::demo::seed(&db, &hasher))
+                        .map_err(|e| anyhow::anyhow!("{}", e.detail()))
+                })
+                .and_then(|r| {
+                    print(&format!(
+                        "seeded {} accounts and {} offerings\n",
+                        r.users_added, r.offerings_added
+                    ))
+                })
         }
-        Command::Backup { path } => report(
-            crate::ops::backup::backup(&config.database.path, &path).map(|r| {
-                println!(
-                    "backed up {} to {} ({} bytes, {} pages) in {} ms",
+        Command::Backup { path } => crate::ops::backup::backup(&config.database.path, &path)
+            .and_then(|r| {
+                print(&format!(
+                    "backed up {} to {} ({} bytes, {} pages) in {} ms\n",
                     config.database.path.display(),
                     path.display(),
                     r.bytes,
                     r.pages,
                     r.elapsed.as_millis()
-                );
+                ))
             }),
-        ),
-        Command::Restore { path } => report(
-            crate::ops::backup::restore(&path, &config.database.path).map(|r| {
-                println!(
-                    "restored {} from {} ({} bytes) in {} ms; integrity check ok",
+        Command::Restore { path } => crate::ops::backup::restore(&path, &config.database.path)
+            .and_then(|r| {
+                let undo = match r.kept {
+                    Some(kept) => format!(
+                        "the database it replaced is kept as {}; restore that file to undo",
+                        kept.display()
+                    ),
+                    None => "there was no database to replace".to_string(),
+                };
+                print(&format!(
+                    "restored {} from {} ({} bytes) in {} ms; integrity check ok\n{undo}\n",
                     config.database.path.display(),
                     path.display(),
                     r.copy.bytes,
                     r.copy.elapsed.as_millis()
-                );
-                match r.kept {
-                    Some(kept) => println!(
-                        "the database it replaced is kept as {}; restore that file to undo",
-                        kept.display()
-                    ),
-                    None => println!("there was no database to replace"),
-                }
+                ))
             }),
-        ),
         Command::User(UserCommand::Create { email, role, name }) => {
             crate::logging::init(&config.log);
-            report(create_user(&config, &email, role.into(), name))
+            create_user(&config, &email, role.into(), name)
         }
         Command::Serve => {
             crate::logging::init(&config.log);
-            report(serve(config))
+            serve(config)
         }
-    }
+    };
+    report(result)
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
@@ -215,13 +211,34 @@ fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// One line on stderr for a failure (with its causes), no backtrace.
-fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
+fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wemaster: {e:#}");
+            // `eprintln!` would panic when stderr is closed too.
+            let _ = writeln!(std::io::stderr(), "wemaster: {e:#}");
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+/// Whoever read stdout stopped reading (`wemaster openapi | head -1`). The
+/// output was not wanted any more, which is no failure of the command.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed")]
+struct StdoutClosed;
+
+/// Writes a command's output to stdout. Unlike `print!`, which panics,
+/// a closed stdout comes back as [`StdoutClosed`].
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        result => Ok(result?),
     }
 }
 
@@ -235,14 +252,7 @@ fn create_user(
     name: Option<String>,
 ) -> anyhow::Result<()> {
     let email = normalize_email(email).map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
-    let secret = match std::env::var(NEW_PASSWORD_ENV) {
-        Ok(p) => p,
-        Err(_) => {
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line)?;
-            line.trim_end_matches(['\r', '\n']).to_string()
-        }
-    };
+    let secret = new_password(&email)?;
     check_new_password("password", &secret).map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
     let (db, _) = Db::open(&config.database)?;
     let user = NewUser {
@@ -262,11 +272,40 @@ fn create_user(
         })
     })
     .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
-    println!(
-        "created {} account {} ({})",
+    print(&format!(
+        "created {} account {} ({})\n",
         role.as_str(),
         user.email,
         user.id
-    );
-    Ok(())
+    ))
+}
+
+/// The password for `user create`: [`NEW_PASSWORD_ENV`] when set; else
+/// typed twice at a prompt that does not echo, when stdin is a terminal;
+/// else the first line of stdin, for scripts.
+fn new_password(email: &str) -> anyhow::Result<String> {
+    let secret = match std::env::var(NEW_PASSWORD_ENV) {
+        Ok(secret) => secret,
+        Err(_) if std::io::stdin().is_terminal() => {
+            // rpassword writes the prompt to the terminal itself, not to
+            // stdout, and turns echo off while the password is typed.
+            let secret = rpassword::prompt_password(format!("password for {email}: "))?;
+            if !secret.is_empty() && rpassword::prompt_password("the same again: ")? != secret {
+                anyhow::bail!("the two passwords differ; nothing was created");
+            }
+            secret
+        }
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if secret.is_empty() {
+        anyhow::bail!(
+            "no password given: type it at the prompt, send it as the first line of stdin \
+             or set {NEW_PASSWORD_ENV}"
+        );
+    }
+    Ok(secret)
 }

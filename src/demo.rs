@@ -1,7 +1,9 @@
 //! Demo data: the fixtures in `data/demo.json` (embedded in the binary),
 //! loaded by `wemaster seed` and on a fresh database when
 //! `demo.seed_on_empty` is set. Seeding is idempotent: accounts are matched by
-//! email and offerings by slug, and what exists is left alone.
+//! email and offerings by slug, and what exists is left alone. Offerings and
+//! their variants get fixed ids (`ids::demo_offering_id`), which the API's
+//! examples name.
 
 use serde::Deserialize;
 
@@ -133,10 +135,19 @@ pub fn seed(db: &Db, hasher: &PasswordHasher) -> Result<SeedReport, Error> {
             // Spread creation times so the default newest-first sort is stable
             // and matches the fixture order.
             let created = now - time::Duration::minutes((count - i) as i64);
+            let variants = o
+                .variants
+                .into_iter()
+                .enumerate()
+                .map(|(position, v)| NewVariant {
+                    id: Some(crate::ids::demo_variant_id(&o.slug, position)),
+                    ..v
+                })
+                .collect();
             catalogue::insert_offering(
                 &tx,
                 &NewOffering {
-                    id: crate::ids::new_id(),
+                    id: crate::ids::demo_offering_id(&o.slug),
                     slug: o.slug,
                     tutor_id,
                     kind: o.kind,
@@ -149,7 +160,7 @@ pub fn seed(db: &Db, hasher: &PasswordHasher) -> Result<SeedReport, Error> {
                     level: o.level,
                     language: o.language,
                     status: o.status,
-                    variants: o.variants,
+                    variants,
                     created_at: crate::clock::format(created),
                 },
             )?;

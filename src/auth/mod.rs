@@ -5,6 +5,7 @@ pub mod api;
 pub mod model;
 pub mod password;
 pub mod repo;
+pub mod reset_page;
 pub mod sessions;
 pub mod token;
 
@@ -16,9 +17,17 @@ use crate::error::Error;
 use crate::state::AppState;
 pub use model::Principal;
 
-/// `Authorization: Bearer <accessToken>`. As a handler argument it marks the
-/// operation as protected in the spec and rejects missing, expired or
-/// tampered tokens with 401 before the handler runs.
+// As a handler argument this marks the operation as protected in the spec
+// and rejects missing, expired or tampered tokens with 401 before the
+// handler runs. Its doc comment is the text of Swagger UI's Authorize
+// dialog, so it speaks to the person trying the API.
+
+/// Sign in with `POST /api/v1/auth/login` (the demo accounts:
+/// `student@test.com` or `tutor@test.com` with `password123`,
+/// `admin@test.com` with `admin123`), copy `accessToken` from the answer and
+/// paste it here without the word `Bearer`. A token lasts 15 minutes unless
+/// the server is configured otherwise; sign in again, or use
+/// `POST /api/v1/auth/refresh`, for a new one.
 #[derive(SecurityScheme)]
 #[oai(
     rename = "bearerAuth",

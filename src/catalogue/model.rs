@@ -182,8 +182,8 @@ pub struct Offering {
 impl Example for Offering {
     fn example() -> Self {
         Offering {
-            id: "01938a6e-7c3b-7d2e-9f41-2b6c8e0a1d55".into(),
-            slug: "python-for-absolute-beginners".into(),
+            id: crate::ids::demo_offering_id(crate::ids::EXAMPLE_OFFERING_SLUG),
+            slug: crate::ids::EXAMPLE_OFFERING_SLUG.into(),
             kind: OfferingType::Recorded,
             title: "Python for Absolute Beginners".into(),
             summary: Some("Write your first programs in Python, step by step.".into()),
@@ -199,7 +199,7 @@ impl Example for Offering {
                 name: Some("Tomas Tutor".into()),
             },
             variants: vec![Variant {
-                id: "01938a6e-7c3b-7d2e-9f41-000000000002".into(),
+                id: crate::ids::demo_variant_id(crate::ids::EXAMPLE_OFFERING_SLUG, 0),
                 name: "Lifetime access".into(),
                 price: 4900,
                 currency: "usd".into(),

@@ -238,6 +238,8 @@ pub struct AuthConfig {
     /// apply at once; this bounds changes made outside it (a hand edit).
     pub session_recheck_seconds: u64,
     /// Link sent for a password reset; `{token}` is replaced by the token.
+    /// The default opens this server's own plain page (`GET /reset-password`);
+    /// production points it at the front end's page.
     pub reset_link: String,
 }
 

@@ -41,7 +41,7 @@ fn copy(src: &Connection, dst: &mut Connection) -> anyhow::Result<i32> {
 }
 
 /// Writes a consistent copy of the database at `source` to `target`, which
-/// must not exist yet. Safe while the server runs.
+/// must not exist yet, into a folder that must. Safe while the server runs.
 pub fn backup(source: &Path, target: &Path) -> anyhow::Result<CopyReport> {
     let started = Instant::now();
     if target.exists() {
@@ -50,9 +50,17 @@ pub fn backup(source: &Path, target: &Path) -> anyhow::Result<CopyReport> {
     if !source.exists() {
         bail!("no database at {}", source.display());
     }
+    // A typo in the path must not leave folders behind anywhere.
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
+        if !parent.exists() {
+            bail!(
+                "folder {} does not exist; create it first",
+                parent.display()
+            );
+        }
+        if !parent.is_dir() {
+            bail!("{} is not a folder", parent.display());
+        }
     }
     let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open {}", source.display()))?;
@@ -74,6 +82,16 @@ pub fn backup(source: &Path, target: &Path) -> anyhow::Result<CopyReport> {
 /// Checks a backup file: SQLite's integrity check passes and its schema is
 /// one this binary knows.
 pub fn verify(path: &Path) -> anyhow::Result<usize> {
+    // SQLite reports both as a bare "unable to open" or "disk I/O error".
+    if !path.exists() {
+        bail!("{} does not exist", path.display());
+    }
+    if path.is_dir() {
+        bail!(
+            "{} is a folder; name the backup file inside it",
+            path.display()
+        );
+    }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open {}", path.display()))?;
     let check: String = conn
@@ -84,11 +102,19 @@ pub fn verify(path: &Path) -> anyhow::Result<usize> {
     }
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let version = usize::try_from(version).unwrap_or(usize::MAX);
-    if version == 0 || version > crate::db::schema_version() {
+    let known = crate::db::schema_version();
+    if version == 0 {
         bail!(
-            "{} has schema version {version}; this wemaster knows 1 to {}",
-            path.display(),
-            crate::db::schema_version()
+            "{} is not a wemaster backup: it is a SQLite database without wemaster's schema \
+             (schema version 0)",
+            path.display()
+        );
+    }
+    if version > known {
+        bail!(
+            "{} was made by a newer wemaster: its schema version is {version}, this wemaster \
+             knows versions 1 to {known}; restore it with a newer wemaster",
+            path.display()
         );
     }
     Ok(version)
@@ -188,6 +214,10 @@ pub async fn scheduled(state: AppState) {
                         "[year][month][day]-[hour][minute][second]"
                     ))
                     .unwrap_or_default();
+                // Unlike `wemaster backup`, the configured folder is made
+                // when missing: the configuration named it on purpose.
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
                 let target = dir.join(format!("wemaster-{stamp}.db"));
                 let report = backup(&source, &target)?;
                 prune(&dir, keep)?;

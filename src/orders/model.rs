@@ -111,8 +111,9 @@ impl Example for Order {
             currency: "usd".into(),
             items: vec![OrderItem {
                 id: "01938a6e-7c3b-7d2e-9f41-00000000000a".into(),
-                offering_id: "01938a6e-7c3b-7d2e-9f41-00000000000b".into(),
-                variant_id: "01938a6e-7c3b-7d2e-9f41-00000000000c".into(),
+                // A demo offering, so the draft example works as shown.
+                offering_id: crate::ids::demo_offering_id(crate::ids::EXAMPLE_OFFERING_SLUG),
+                variant_id: crate::ids::demo_variant_id(crate::ids::EXAMPLE_OFFERING_SLUG, 0),
                 title: "Python for Absolute Beginners - Lifetime access".into(),
                 unit_price: 4900,
                 quantity: 1,
@@ -240,7 +241,7 @@ impl Example for EnrolledOffering {
     fn example() -> Self {
         EnrolledOffering {
             id: OrderItem::example().offering_id,
-            slug: "python-for-absolute-beginners".into(),
+            slug: crate::ids::EXAMPLE_OFFERING_SLUG.into(),
             title: "Python for Absolute Beginners".into(),
         }
     }

@@ -456,6 +456,91 @@ async fn wait_for_reset_mail(app: &TestApp, recipient: &str) -> Value {
     panic!("no reset mail for {recipient}");
 }
 
+/// The `sha256-...` CSP source of an inline block's text.
+fn csp_source(text: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The text between the first `open` and the `close` after it.
+fn between<'a>(html: &'a str, open: &str, close: &str) -> &'a str {
+    let start = html.find(open).unwrap_or_else(|| panic!("no {open}")) + open.len();
+    let end = html[start..]
+        .find(close)
+        .unwrap_or_else(|| panic!("no {close}"));
+    &html[start..start + end]
+}
+
+#[tokio::test]
+async fn the_reset_link_opens_a_page_with_a_form() {
+    let app = spawn_app().await;
+    app.post_json(
+        "/api/v1/auth/forgot-password",
+        &json!({"email": "student@test.com"}),
+    )
+    .await;
+    let mail = wait_for_reset_mail(&app, "student@test.com").await;
+    let token = reset_token_from(&mail);
+    // The default link names this server's own page.
+    let body = mail["body"].as_str().unwrap();
+    let at = body.find("/reset-password?").expect("a reset link");
+    let link = body[at..].split_whitespace().next().unwrap();
+
+    let resp = app.get(link).await;
+
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("<form"), "{html}");
+    assert!(html.contains("type=\"password\""), "{html}");
+    assert!(html.contains(&format!("value=\"{token}\"")), "{html}");
+    assert!(html.contains("/api/v1/auth/reset-password"), "{html}");
+    // Its inline script and style are the ones its policy allows, and it
+    // loads nothing from elsewhere.
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    assert!(
+        csp.contains(&csp_source(between(&html, "<script>", "</script>"))),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(&csp_source(between(&html, "<style>", "</style>"))),
+        "{csp}"
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn the_reset_page_escapes_the_token_it_shows() {
+    let app = spawn_app().await;
+    let hostile = "x\"><script>alert(1)</script>";
+    let resp = app
+        .client
+        .get(app.url("/reset-password"))
+        .query(&[("token", hostile)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(!html.contains("<script>alert(1)"), "{html}");
+    assert!(!html.contains("x\">"), "{html}");
+    assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
+}
+
 #[tokio::test]
 async fn reset_password_works_once_and_ends_every_session() {
     let app = spawn_app().await;
@@ -735,6 +820,46 @@ fn user_create_reads_the_password_from_env_never_argv() {
         &env,
     );
     assert_eq!(status, 2);
+}
+
+#[tokio::test]
+async fn user_create_reads_a_piped_password_and_refuses_an_empty_one() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("WEMASTER_DATABASE__PATH", app.db_path.to_str().unwrap()),
+        ("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64"),
+        ("WEMASTER_AUTH__ARGON2_ITERATIONS", "1"),
+    ];
+    let args = [
+        "user",
+        "create",
+        "--email",
+        "piped@example.com",
+        "--role",
+        "TUTOR",
+    ];
+
+    // Nothing on stdin, or an empty line: no password, said as much.
+    for input in ["", "\n"] {
+        let (status, _, stderr) =
+            crate::helpers::run_binary_with_input(dir.path(), &args, &env, input);
+        assert_eq!(status, 1, "{input:?}: {stderr}");
+        assert!(stderr.contains("no password given"), "{input:?}: {stderr}");
+        assert!(!stderr.contains("8 to 128"), "{input:?}: {stderr}");
+    }
+
+    // A script pipes the password in; the account signs in with it.
+    let (status, stdout, stderr) =
+        crate::helpers::run_binary_with_input(dir.path(), &args, &env, "piped-password-1\n");
+    assert_eq!(status, 0, "{stderr}");
+    assert!(!stdout.contains("piped-password-1"), "{stdout}");
+    assert!(
+        stdout.contains("created TUTOR account piped@example.com"),
+        "{stdout}"
+    );
+    let session = app.login("piped@example.com", "piped-password-1").await;
+    assert_eq!(session["user"]["role"], "TUTOR");
 }
 
 #[tokio::test]

@@ -1,10 +1,11 @@
-//! The command line: openapi, migrate, and graceful shutdown of `serve`.
+//! The command line: openapi, migrate, output into a closed pipe, and
+//! graceful shutdown of `serve`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{binary, run_binary};
+use crate::helpers::{binary, binary_command, run_binary};
 
 #[test]
 fn openapi_command_prints_the_committed_spec() {
@@ -21,6 +22,53 @@ fn openapi_command_prints_the_committed_spec() {
     assert_eq!(status, 0);
     let parsed: serde_json::Value = serde_json::from_str(&json).expect("JSON spec");
     assert_eq!(parsed["servers"][0]["url"], "/api/v1");
+}
+
+/// `wemaster openapi | head -1`: the reader takes `lines` lines and goes
+/// away. Returns the exit status and what the binary wrote to stderr.
+fn run_into_a_closed_pipe(args: &[&str], lines: usize) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = binary_command(dir.path(), args, &[])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    for _ in 0..lines {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(
+            !line.is_empty(),
+            "{args:?} printed fewer than {lines} lines"
+        );
+    }
+    drop(reader);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (child.wait().unwrap().code(), stderr)
+}
+
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    // The spec is far larger than a pipe's buffer, so its writer meets the
+    // closed pipe; `config` is small, so its reader leaves before it starts.
+    for (args, lines) in [
+        (&["openapi"][..], 1),
+        (&["openapi", "--format", "yaml"][..], 1),
+        (&["config"][..], 0),
+    ] {
+        let (status, stderr) = run_into_a_closed_pipe(args, lines);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(status, Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?} said: {stderr}");
+    }
 }
 
 #[test]

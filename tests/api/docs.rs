@@ -1,6 +1,10 @@
-//! Swagger UI, the served spec, and the committed spec.
+//! Swagger UI, the served spec, and the committed spec; the examples
+//! Swagger UI offers work on the demo data.
 
+use std::collections::HashSet;
 use std::path::Path;
+
+use serde_json::Value;
 
 use crate::helpers::spawn_app;
 
@@ -118,4 +122,119 @@ async fn a_wrong_method_is_405_with_allow() {
     assert_eq!(resp.headers()["allow"], "GET, POST");
     let body = crate::helpers::problem(resp, 405).await;
     assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
+}
+
+/// The example Swagger UI puts in the request body of `method path`: its
+/// schema's own example or, for a choice (`anyOf`), the first choice's.
+fn request_example(spec: &Value, path: &str, method: &str) -> Option<Value> {
+    let content = spec["paths"][path][method]["requestBody"]["content"].as_object()?;
+    let mut schema = &content.values().next()?["schema"];
+    loop {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            schema = &spec["components"]["schemas"][name];
+        } else if let Some(example) = schema.get("example") {
+            return Some(example.clone());
+        } else if let Some(first) = schema["anyOf"].get(0).or(schema["oneOf"].get(0)) {
+            schema = first;
+        } else {
+            return None;
+        }
+    }
+}
+
+/// Every string in `value` that is a UUID.
+fn uuids_in(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::String(s) if uuid::Uuid::parse_str(s).is_ok() && s.len() == 36 => {
+            found.push(s.clone())
+        }
+        Value::Array(items) => items.iter().for_each(|v| uuids_in(v, found)),
+        Value::Object(map) => map.values().for_each(|v| uuids_in(v, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_draft_example_orders_a_demo_offering() {
+    let app = spawn_app().await;
+    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let example = request_example(&spec, "/orders/draft", "post").expect("a draft example");
+
+    let student = app.token_of("student@test.com").await;
+    let resp = app.draft(&student, &example, None).await;
+
+    assert_eq!(resp.status(), 201, "{example}");
+    let order: Value = resp.json().await.unwrap();
+    assert_eq!(
+        order["items"][0]["offeringId"],
+        example["items"][0]["offeringId"]
+    );
+}
+
+#[tokio::test]
+async fn request_examples_name_only_ids_of_the_demo_data() {
+    let app = spawn_app().await;
+    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let demo: HashSet<String> = {
+        let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id FROM users UNION SELECT id FROM offerings UNION SELECT id FROM variants",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            // Only Stripe can send a webhook that passes its signature
+            // check; its example shows the shape of Stripe's event.
+            if op["operationId"] == "stripeWebhook" {
+                continue;
+            }
+            let Some(example) = request_example(&spec, path, method) else {
+                continue;
+            };
+            let mut ids = Vec::new();
+            uuids_in(&example, &mut ids);
+            for id in ids {
+                assert!(
+                    demo.contains(&id),
+                    "{method} {path}: the example names {id}, which the demo data lacks"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 2,
+        "the draft example names an offering and a variant"
+    );
+}
+
+#[tokio::test]
+async fn the_authorize_dialog_says_how_to_get_a_token() {
+    let app = spawn_app().await;
+    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let text = spec["components"]["securitySchemes"]["bearerAuth"]["description"]
+        .as_str()
+        .unwrap();
+    for needed in ["POST /api/v1/auth/login", "student@test.com", "accessToken"] {
+        assert!(text.contains(needed), "lacks {needed}: {text}");
+    }
+    assert!(!text.contains("handler"), "written for developers: {text}");
+}
+
+#[tokio::test]
+async fn the_docs_page_has_a_favicon() {
+    let app = spawn_app().await;
+    let resp = app.get("/favicon.ico").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/svg+xml");
+    let body = resp.text().await.unwrap();
+    assert!(body.starts_with("<svg"), "{body}");
 }

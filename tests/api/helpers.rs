@@ -132,9 +132,8 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_wemaster")
 }
 
-/// Runs the binary in `dir` with the given args and env, returning status,
-/// stdout and stderr.
-pub fn run_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+/// The binary, to run in `dir` with the given args and env.
+pub fn binary_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(binary());
     cmd.current_dir(dir).args(args);
     for (k, v) in env {
@@ -146,7 +145,42 @@ pub fn run_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, Stri
             cmd.env_remove(k);
         }
     }
-    let out = cmd.output().expect("binary runs");
+    cmd
+}
+
+/// Runs the binary in `dir` with the given args and env, returning status,
+/// stdout and stderr. Its stdin is empty.
+pub fn run_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    outcome(
+        binary_command(dir, args, env)
+            .output()
+            .expect("binary runs"),
+    )
+}
+
+/// [`run_binary`] with `input` on the binary's stdin (a pipe, as in a
+/// script).
+pub fn run_binary_with_input(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: &str,
+) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = binary_command(dir, args, env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut stdin = child.stdin.take().expect("stdin pipe");
+    stdin.write_all(input.as_bytes()).expect("input written");
+    drop(stdin);
+    outcome(child.wait_with_output().expect("binary ends"))
+}
+
+fn outcome(out: std::process::Output) -> (i32, String, String) {
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -459,6 +459,78 @@ async fn restore_refuses_a_live_database_and_a_broken_backup() {
 }
 
 #[test]
+fn backup_into_a_folder_that_does_not_exist_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WEMASTER_DATABASE__PATH", "live.db")];
+    let (status, _, stderr) = run_binary(dir.path(), &["migrate"], &env);
+    assert_eq!(status, 0, "{stderr}");
+    let missing = dir.path().join("no/such");
+    let target = missing.join("x.db");
+    let (status, _, stderr) = run_binary(dir.path(), &["backup", target.to_str().unwrap()], &env);
+    assert_eq!(status, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "folder {} does not exist; create it first",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("no").exists(), "a folder was created");
+    // Once the folder is there, the same command works.
+    std::fs::create_dir_all(&missing).unwrap();
+    let (status, _, stderr) = run_binary(dir.path(), &["backup", target.to_str().unwrap()], &env);
+    assert_eq!(status, 0, "{stderr}");
+    assert!(target.exists());
+}
+
+/// A SQLite file whose `user_version` is `version`, with one table.
+fn sqlite_file_with_version(path: &std::path::Path, version: i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE notes(x); PRAGMA user_version = {version};"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn restore_says_what_is_wrong_with_what_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("data/wemaster.db");
+    let env = [("WEMASTER_DATABASE__PATH", target.to_str().unwrap())];
+    let restore = |source: &std::path::Path| {
+        let (status, _, stderr) =
+            run_binary(dir.path(), &["restore", source.to_str().unwrap()], &env);
+        assert_eq!(status, 1, "{stderr}");
+        assert!(!target.exists(), "restore touched the database: {stderr}");
+        stderr
+    };
+
+    // Some other program's SQLite database.
+    let foreign = dir.path().join("foreign.db");
+    sqlite_file_with_version(&foreign, 0);
+    let stderr = restore(&foreign);
+    assert!(stderr.contains("not a wemaster backup"), "{stderr}");
+
+    // A backup from a later release.
+    let future = dir.path().join("future.db");
+    sqlite_file_with_version(&future, 99);
+    let stderr = restore(&future);
+    assert!(stderr.contains("made by a newer wemaster"), "{stderr}");
+    let known = wemaster::db::schema_version();
+    assert!(
+        stderr.contains(&format!("knows versions 1 to {known}")),
+        "{stderr}"
+    );
+
+    // A folder, not a file.
+    let folder = dir.path().join("backups");
+    std::fs::create_dir(&folder).unwrap();
+    let stderr = restore(&folder);
+    assert!(stderr.contains("is a folder"), "{stderr}");
+    assert!(!stderr.contains("disk I/O error"), "{stderr}");
+}
+
+#[test]
 fn restore_keeps_the_database_it_replaces_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live/wemaster.db");
