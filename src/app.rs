@@ -75,6 +75,11 @@ impl Application {
             }
             let lock = ServeLock::acquire(&cfg.database.path)?;
             let (db, _) = Db::open(&cfg.database)?;
+            // The path is relative to the folder the server was started in:
+            // say which file it is, so a start elsewhere is not a surprise.
+            let path = std::path::absolute(&cfg.database.path)
+                .unwrap_or_else(|_| cfg.database.path.clone());
+            tracing::info!(path = %path.display(), "database open");
             let secret = crate::auth::signing_secret(&db, &cfg.auth)
                 .map_err(|e| anyhow::anyhow!("cannot load the token signing secret: {e:?}"))?;
             let tokens = AccessTokens::new(&cfg.auth, secret.as_bytes());

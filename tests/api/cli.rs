@@ -176,6 +176,12 @@ fn first_start_prints_demo_logins_and_how_to_stop() {
         "{text}"
     );
     assert!(text.contains("Ctrl-C stops the server"), "{text}");
+    // Which database file, in full: it is relative to where the server started.
+    let database = dir.path().canonicalize().unwrap().join("data/wemaster.db");
+    assert!(
+        text.contains(&format!("path={}", database.display())),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("http://127.0.0.1:{port}/docs")),
         "{text}"
