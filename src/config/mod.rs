@@ -76,7 +76,8 @@ pub struct ServerConfig {
     /// with 503 `OVERLOADED`. 0: no cap.
     pub max_in_flight: u32,
     /// Requests one client address may have in progress at once; more wait
-    /// their turn (fairness, in the spirit of nginx `limit_conn`). 0: no cap.
+    /// their turn (fairness, in the spirit of nginx `limit_conn`). Requests
+    /// that hash a password have as many again of their own. 0: no cap.
     pub client_max_in_flight: u32,
     /// How long a request waits for its address's turn before it gets 429.
     pub client_queue_ms: u64,

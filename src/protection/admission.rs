@@ -6,6 +6,11 @@
 //!   get 429. Traffic with think time almost never has two requests in
 //!   flight; a closed-loop flood has dozens, and while its extra requests
 //!   wait, other clients' requests run beside only a few of its own.
+//!   Requests that hash a password (sign-in, sign-up, password reset) have
+//!   a lane of their own with the same cap: a hash takes tens of
+//!   milliseconds, and on a busy machine hundreds, so a few logins of people
+//!   behind one address (a school, an office) must not hold the slots their
+//!   neighbours' cheap reads need. The hashing queue bounds them as a whole.
 //! - Load shedding: past `server.max_in_flight` requests in progress across
 //!   all clients, new ones get 503 `OVERLOADED` at once instead of queueing
 //!   into timeouts.
@@ -30,6 +35,15 @@ pub enum Refusal {
     Overloaded,
 }
 
+/// Which of an address's slot sets a request takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Everything that does not hash a password.
+    Cheap,
+    /// Sign-in, sign-up and password reset: bound by the hashing pool.
+    Hashing,
+}
+
 /// Held while a request is in progress; dropping it frees its slots.
 #[derive(Debug)]
 pub struct Ticket {
@@ -40,7 +54,7 @@ pub struct Ticket {
 pub struct Admission {
     per_client: usize,
     client_wait: Duration,
-    clients: Cache<IpAddr, Arc<Semaphore>>,
+    clients: Cache<(IpAddr, Lane), Arc<Semaphore>>,
     server: Option<Arc<Semaphore>>,
 }
 
@@ -59,14 +73,14 @@ impl Admission {
         }
     }
 
-    /// Waits for a slot of `client` (when known), then takes one of the
-    /// server's or refuses at once.
-    pub async fn admit(&self, client: Option<IpAddr>) -> Result<Ticket, Refusal> {
+    /// Waits for a slot of `client` (when known) in `lane`, then takes one
+    /// of the server's or refuses at once.
+    pub async fn admit(&self, client: Option<IpAddr>, lane: Lane) -> Result<Ticket, Refusal> {
         let client_permit = match client.filter(|_| self.per_client > 0) {
             Some(ip) => {
-                let slots = self
-                    .clients
-                    .get_with(group(ip), || Arc::new(Semaphore::new(self.per_client)));
+                let slots = self.clients.get_with((group(ip), lane), || {
+                    Arc::new(Semaphore::new(self.per_client))
+                });
                 match slots.clone().try_acquire_owned() {
                     Ok(permit) => Some(permit),
                     Err(_) => {
@@ -129,13 +143,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_client_past_its_slots_waits_its_turn_then_is_refused() {
         let gate = admission(0, 2, 100);
-        let first = gate.admit(ip("10.0.0.1")).await.unwrap();
-        let _second = gate.admit(ip("10.0.0.1")).await.unwrap();
+        let first = gate.admit(ip("10.0.0.1"), Lane::Cheap).await.unwrap();
+        let _second = gate.admit(ip("10.0.0.1"), Lane::Cheap).await.unwrap();
         // Another address is not held up.
-        let other = gate.admit(ip("10.0.0.2")).await;
+        let other = gate.admit(ip("10.0.0.2"), Lane::Cheap).await;
         assert!(other.is_ok());
         // The third waits, and gets the first's slot when it is freed.
-        let waiting = gate.admit(ip("10.0.0.1"));
+        let waiting = gate.admit(ip("10.0.0.1"), Lane::Cheap);
         let (third, ()) = tokio::join!(waiting, async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             drop(first);
@@ -143,7 +157,21 @@ mod tests {
         assert!(third.is_ok());
         // Nothing frees a slot now: after 100 ms, 429.
         assert_eq!(
-            gate.admit(ip("10.0.0.1")).await.unwrap_err(),
+            gate.admit(ip("10.0.0.1"), Lane::Cheap).await.unwrap_err(),
+            Refusal::ClientBusy
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn logins_in_progress_leave_an_address_s_cheap_slots_free() {
+        let gate = admission(0, 1, 100);
+        let _login = gate.admit(ip("10.0.0.1"), Lane::Hashing).await.unwrap();
+        // A read of the same address goes on at once.
+        let read = gate.admit(ip("10.0.0.1"), Lane::Cheap).await;
+        assert!(read.is_ok());
+        // A second login of that address waits for the first, then 429.
+        assert_eq!(
+            gate.admit(ip("10.0.0.1"), Lane::Hashing).await.unwrap_err(),
             Refusal::ClientBusy
         );
     }
@@ -151,14 +179,14 @@ mod tests {
     #[tokio::test]
     async fn past_the_server_cap_requests_are_shed_at_once() {
         let gate = admission(2, 0, 100);
-        let _a = gate.admit(ip("10.0.0.1")).await.unwrap();
-        let b = gate.admit(ip("10.0.0.2")).await.unwrap();
+        let _a = gate.admit(ip("10.0.0.1"), Lane::Cheap).await.unwrap();
+        let b = gate.admit(ip("10.0.0.2"), Lane::Cheap).await.unwrap();
         assert_eq!(
-            gate.admit(ip("10.0.0.3")).await.unwrap_err(),
+            gate.admit(ip("10.0.0.3"), Lane::Cheap).await.unwrap_err(),
             Refusal::Overloaded
         );
         drop(b);
-        assert!(gate.admit(ip("10.0.0.3")).await.is_ok());
+        assert!(gate.admit(ip("10.0.0.3"), Lane::Cheap).await.is_ok());
     }
 
     #[test]

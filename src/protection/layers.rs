@@ -10,7 +10,7 @@ use poem::http::{HeaderValue, Method, header};
 use poem::middleware::{Cors, SetHeader};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use super::admission::{Refusal, group};
+use super::admission::{Lane, Refusal, group};
 use super::client_ip::client_ip;
 use super::limits::{Class, Decision};
 use crate::auth::VerifiedBearer;
@@ -21,6 +21,16 @@ use crate::state::AppState;
 
 /// Routes outside admission and the budgets: health probes and metrics
 /// must answer under any load, and touch nothing worth protecting.
+/// Whether a request hashes a password: sign-in, sign-up, password reset.
+fn hashes_a_password(req: &Request) -> bool {
+    const HASHING: [&str; 3] = [
+        "/api/v1/auth/login",
+        "/api/v1/auth/register",
+        "/api/v1/auth/reset-password",
+    ];
+    req.method() == poem::http::Method::POST && HASHING.contains(&req.uri().path())
+}
+
 fn is_probe(path: &str) -> bool {
     const PROBES: [&str; 8] = [
         "/healthz",
@@ -112,7 +122,12 @@ pub async fn admit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respon
         return ep.call(req).await.map(IntoResponse::into_response);
     }
     let client = client_ip(&req, &state.config.server.trusted_proxies);
-    let _ticket = match state.admission.admit(client).await {
+    let lane = if hashes_a_password(&req) {
+        Lane::Hashing
+    } else {
+        Lane::Cheap
+    };
+    let _ticket = match state.admission.admit(client, lane).await {
         Ok(ticket) => ticket,
         Err(Refusal::ClientBusy) => {
             metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => "in_flight")

@@ -202,19 +202,17 @@ async fn writes_are_budgeted_per_user_not_per_address() {
     );
 }
 
-/// Opens a request from `ip` whose body never finishes, so it stays in
+/// Opens a `POST path` from `ip` whose body never finishes, so it stays in
 /// progress (holding its slots) until the returned stream is dropped.
-async fn stalled_request(app: &TestApp, ip: &str) -> TcpStream {
+async fn stalled_request(app: &TestApp, ip: &str, path: &str) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
     let mut stream = socket.connect(app.addr).await.unwrap();
-    stream
-        .write_all(
-            b"POST /api/v1/auth/login HTTP/1.1\r\nhost: test\r\n\
-              content-type: application/json\r\ncontent-length: 100\r\n\r\n{",
-        )
-        .await
-        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
     stream
 }
 
@@ -248,7 +246,7 @@ async fn an_address_past_its_in_flight_cap_waits_its_turn_others_pass() {
     })
     .await;
     let busy = client_from("127.0.0.5");
-    let stalled = stalled_request(&app, "127.0.0.5").await;
+    let stalled = stalled_request(&app, "127.0.0.5", "/api/v1/auth/forgot-password").await;
     // The address's one slot is taken: its next request waits, then 429.
     let (refused, waited) = until_status(&app, &busy, 429).await;
     assert_eq!(refused.headers()["retry-after"], "1");
@@ -271,9 +269,50 @@ async fn an_address_past_its_in_flight_cap_waits_its_turn_others_pass() {
 }
 
 #[tokio::test]
+async fn logins_in_progress_never_hold_up_the_address_s_reads() {
+    // People behind one address: while its logins are hashing (here, stalled
+    // in their bodies), its reads and drafts go on; its logins wait for each
+    // other.
+    let app = spawn_app_with(|c| {
+        c.server.client_max_in_flight = 1;
+        c.server.client_queue_ms = 300;
+    })
+    .await;
+    let office = client_from("127.0.0.7");
+    let stalled = stalled_request(&app, "127.0.0.7", "/api/v1/auth/login").await;
+    // Give the stalled login time to be admitted.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let read = office
+        .get(app.url("/api/v1/offerings"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "the read waited"
+    );
+    // A second login of the address waits for the first one's slot: 429.
+    let second = login_from(&app, &office, "student@test.com", "password123").await;
+    assert_eq!(problem(second, 429).await["code"], "RATE_LIMITED");
+    // Once the first login ends, the next one gets its turn.
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let login = login_from(&app, &office, "student@test.com", "password123").await;
+        if login.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "login never got its turn");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn past_the_server_cap_new_requests_are_shed_with_503() {
     let app = spawn_app_with(|c| c.server.max_in_flight = 1).await;
-    let stalled = stalled_request(&app, "127.0.0.7").await;
+    let stalled = stalled_request(&app, "127.0.0.7", "/api/v1/auth/login").await;
     let other = client_from("127.0.0.8");
     let (shed, _) = until_status(&app, &other, 503).await;
     assert_eq!(shed.headers()["retry-after"], "1");
