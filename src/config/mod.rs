@@ -438,7 +438,8 @@ pub struct RateLimitConfig {
     pub writes: ClassLimit,
     /// Admin views; per admin.
     pub admin: ClassLimit,
-    /// Failed logins of one account before it is locked.
+    /// Failed logins of one account that cost nothing; the next failure
+    /// locks the account (it is still answered 401; later tries get 429).
     pub login_free_failures: u32,
     /// First lockout; each further failure doubles it.
     pub login_lockout_base_ms: u64,
