@@ -105,7 +105,16 @@ impl Db {
         let writer = Pool::builder()
             .max_size(1)
             .connection_timeout(wait)
-            .build(SqliteConnectionManager::file(&path).with_init(pragmas))
+            .build(SqliteConnectionManager::file(&path).with_init(move |conn| {
+                pragmas(conn)?;
+                // Transactions take the write lock when they begin. A
+                // deferred one that read first and then writes gets
+                // SQLITE_BUSY at once, without waiting the busy timeout,
+                // if another process wrote in between; Litestream is such a
+                // process (its bookkeeping tables, its checkpoints).
+                conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+                Ok(())
+            }))
             .with_context(|| format!("cannot open database {}", path.display()))?;
         let readers = Pool::builder()
             .max_size(config.read_pool_size)
@@ -249,6 +258,9 @@ pub fn migrate_file(path: &Path, busy_timeout_ms: u64) -> Result<MigrationReport
         .with_context(|| format!("cannot open database {}", path.display()))?;
     conn.busy_timeout(Duration::from_millis(busy_timeout_ms))
         .context("cannot set busy timeout")?;
+    // As on the writer connection: Litestream may write its bookkeeping
+    // tables while the migrations run.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     // journal_mode is persistent in the file; setting it once here is enough.
     conn.pragma_update(None, "journal_mode", "WAL")
         .with_context(|| format!("cannot switch {} to WAL", path.display()))?;
@@ -317,6 +329,27 @@ mod tests {
             Ok(())
         })
         .unwrap();
+    }
+
+    #[test]
+    fn a_write_transaction_holds_the_write_lock_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_with(dir.path(), Checkpoints::Litestream);
+        // Another process writing, as Litestream does; it does not wait.
+        let other = Connection::open(dir.path().join("wemaster.db")).unwrap();
+        other.busy_timeout(Duration::ZERO).unwrap();
+        other.execute_batch("CREATE TABLE theirs(x);").unwrap();
+        db.write_blocking(|conn| {
+            let tx = conn.transaction()?;
+            let _: i64 = tx.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+            // A deferred transaction would have let this in and then failed
+            // its own write below with SQLITE_BUSY, busy timeout or not.
+            assert!(other.execute("INSERT INTO theirs VALUES (1)", []).is_err());
+            tx.execute("CREATE TABLE ours(x)", [])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .expect("the write transaction commits");
     }
 
     #[test]
