@@ -69,6 +69,8 @@ UPLOAD_ALLOWANCE = 0.5
 # The dev provider's webhook secret (wemaster.toml); the drill's servers use it.
 SECRET = "whsec_dev_only_change_me"
 BUCKET = "wemaster-drill"
+# Every request goes to 127.0.0.1: never through a proxy from the environment.
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def environ(extra):
@@ -123,7 +125,7 @@ class Api:
             h["authorization"] = f"Bearer {token}"
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=h)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with HTTP.open(req, timeout=timeout) as resp:
                 return resp.status, resp.read(), resp.headers
         except urllib.error.HTTPError as e:
             return e.code, e.read(), e.headers
@@ -316,7 +318,7 @@ class S3Replica:
         while True:
             try:
                 req = urllib.request.Request(f"http://127.0.0.1:{self.port}/{BUCKET}", method="PUT")
-                urllib.request.urlopen(req, timeout=2).read()
+                HTTP.open(req, timeout=2).read()
                 break
             except OSError:
                 if time.time() > deadline or self.proc.poll() is not None:
