@@ -563,7 +563,7 @@ def drill(kind, server_bin, seconds, threads, keep):
         standby = Machine(root, "standby")
         follower = subprocess.Popen(
             # As deploy/wemaster-standby.service runs it.
-            [str(LITESTREAM), "restore", "-f", "-force", "-o", str(standby.db), replica.url],
+            [str(LITESTREAM), "restore", "-f", "-o", str(standby.db), replica.url],
             env=environ(replica.env),
             stdout=open(standby.dir / "follow.log", "w"),
             stderr=subprocess.STDOUT,
