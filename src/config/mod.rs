@@ -142,6 +142,21 @@ pub struct DatabaseConfig {
     pub busy_timeout_ms: u64,
     /// How long a request waits for a free connection before it gets a 503.
     pub pool_timeout_ms: u64,
+    /// Who checkpoints the WAL into the database file.
+    pub checkpoints: Checkpoints,
+}
+
+/// Who checkpoints the WAL (copies it into the database file and restarts it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Checkpoints {
+    /// This process: SQLite's automatic checkpoints after a commit past
+    /// 1000 WAL pages, and a TRUNCATE checkpoint at shutdown.
+    Wemaster,
+    /// Litestream, which must see every WAL frame before the WAL restarts:
+    /// automatic checkpoints are off, and shutdown only runs a PASSIVE
+    /// checkpoint, which never restarts or truncates the WAL.
+    Litestream,
 }
 
 impl Default for DatabaseConfig {
@@ -151,6 +166,7 @@ impl Default for DatabaseConfig {
             read_pool_size: 8,
             busy_timeout_ms: 5_000,
             pool_timeout_ms: 5_000,
+            checkpoints: Checkpoints::Wemaster,
         }
     }
 }
@@ -162,6 +178,10 @@ pub struct HealthConfig {
     pub database_degraded_ms: u64,
     /// A cache probe slower than this reports `degraded`.
     pub cache_degraded_ms: u64,
+    /// Litestream's control socket; when set, `/healthz` reports replication.
+    pub litestream_socket: PathBuf,
+    /// A last upload to the replica older than this reports `degraded`.
+    pub replication_degraded_seconds: u64,
 }
 
 impl Default for HealthConfig {
@@ -169,6 +189,8 @@ impl Default for HealthConfig {
         Self {
             database_degraded_ms: 100,
             cache_degraded_ms: 10,
+            litestream_socket: PathBuf::new(),
+            replication_degraded_seconds: 30,
         }
     }
 }
@@ -611,7 +633,12 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 28] = [
+        let checks: [(&str, bool, &str); 29] = [
+            (
+                "health.replication_degraded_seconds",
+                self.health.replication_degraded_seconds >= 1,
+                "must be at least 1",
+            ),
             (
                 "metrics.addr",
                 self.metrics.addr.is_empty() || self.metrics.addr.parse::<SocketAddr>().is_ok(),

@@ -14,7 +14,7 @@ use rusqlite_migration::{M, Migrations};
 
 pub mod lock;
 
-use crate::config::DatabaseConfig;
+use crate::config::{Checkpoints, DatabaseConfig};
 use crate::error::Error;
 
 /// Every migration, in order. Append only: a released migration never changes.
@@ -70,6 +70,8 @@ pub struct Db {
     /// Read-only connections; WAL lets them read while the writer writes.
     readers: SqlitePool,
     path: Arc<PathBuf>,
+    /// Who checkpoints the WAL: this process or Litestream.
+    checkpoints: Checkpoints,
 }
 
 impl Db {
@@ -84,9 +86,18 @@ impl Db {
         let report = migrate_file(&path, config.busy_timeout_ms)?;
 
         let busy_timeout = config.busy_timeout_ms;
+        // SQLite checkpoints automatically after a commit that leaves 1000 or
+        // more pages in the WAL. Litestream must copy every WAL frame before
+        // the WAL restarts, so when it replicates the file it does all the
+        // checkpointing and ours are off (its "tips": wal_autocheckpoint = 0).
+        let autocheckpoint = match config.checkpoints {
+            Checkpoints::Wemaster => 1000,
+            Checkpoints::Litestream => 0,
+        };
         let pragmas = move |conn: &mut Connection| {
             conn.busy_timeout(Duration::from_millis(busy_timeout))?;
             conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+            conn.pragma_update(None, "wal_autocheckpoint", autocheckpoint)?;
             conn.set_prepared_statement_cache_capacity(64);
             Ok(())
         };
@@ -94,7 +105,16 @@ impl Db {
         let writer = Pool::builder()
             .max_size(1)
             .connection_timeout(wait)
-            .build(SqliteConnectionManager::file(&path).with_init(pragmas))
+            .build(SqliteConnectionManager::file(&path).with_init(move |conn| {
+                pragmas(conn)?;
+                // Transactions take the write lock when they begin. A
+                // deferred one that read first and then writes gets
+                // SQLITE_BUSY at once, without waiting the busy timeout,
+                // if another process wrote in between; Litestream is such a
+                // process (its bookkeeping tables, its checkpoints).
+                conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+                Ok(())
+            }))
             .with_context(|| format!("cannot open database {}", path.display()))?;
         let readers = Pool::builder()
             .max_size(config.read_pool_size)
@@ -114,6 +134,7 @@ impl Db {
             writer,
             readers,
             path: Arc::new(path),
+            checkpoints: config.checkpoints,
         };
         Ok((db, report))
     }
@@ -161,14 +182,34 @@ impl Db {
         f(&mut *checkout(&self.writer)?)
     }
 
-    /// Flushes the WAL into the main file so the database closes clean.
+    /// Checkpoints the WAL at shutdown. On its own, the process flushes
+    /// the whole WAL into the main file and truncates it, so the database
+    /// closes clean. Under Litestream only a PASSIVE checkpoint runs: it
+    /// copies what no reader still needs and never restarts or truncates
+    /// the WAL, so Litestream's final sync still finds every frame; a
+    /// TRUNCATE would wait out the busy timeout on Litestream's read lock
+    /// and, if it won, make Litestream upload a fresh snapshot.
     pub fn close(&self) {
+        let mode = match self.checkpoints {
+            Checkpoints::Wemaster => "TRUNCATE",
+            Checkpoints::Litestream => "PASSIVE",
+        };
         let result = checkout(&self.writer).and_then(|conn| {
-            conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);")
-                .map_err(Error::from)
+            conn.execute_batch("PRAGMA optimize;")?;
+            // (busy, WAL frames, frames checkpointed)
+            let (busy, frames, done): (i64, i64, i64) =
+                conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+            Ok((busy, frames, done))
         });
         match result {
-            Ok(()) => tracing::info!(path = %self.path.display(), "database closed"),
+            Ok((busy, frames, done)) => tracing::info!(
+                path = %self.path.display(),
+                checkpoint = mode,
+                complete = busy == 0 && frames == done,
+                "database closed"
+            ),
             Err(e) => tracing::warn!(error = %e, "database checkpoint at shutdown failed"),
         }
     }
@@ -217,6 +258,9 @@ pub fn migrate_file(path: &Path, busy_timeout_ms: u64) -> Result<MigrationReport
         .with_context(|| format!("cannot open database {}", path.display()))?;
     conn.busy_timeout(Duration::from_millis(busy_timeout_ms))
         .context("cannot set busy timeout")?;
+    // As on the writer connection: Litestream may write its bookkeeping
+    // tables while the migrations run.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     // journal_mode is persistent in the file; setting it once here is enough.
     conn.pragma_update(None, "journal_mode", "WAL")
         .with_context(|| format!("cannot switch {} to WAL", path.display()))?;
@@ -252,5 +296,90 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().expect("migrations validate");
+    }
+
+    fn open_with(dir: &Path, checkpoints: Checkpoints) -> Db {
+        let config = DatabaseConfig {
+            path: dir.join("wemaster.db"),
+            checkpoints,
+            ..DatabaseConfig::default()
+        };
+        Db::open(&config).expect("opens").0
+    }
+
+    fn autocheckpoint(db: &Db) -> i64 {
+        db.write_blocking(|conn| {
+            Ok(conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))?)
+        })
+        .unwrap()
+    }
+
+    fn wal_bytes(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join("wemaster.db-wal")).map_or(0, |m| m.len())
+    }
+
+    /// Commits a few pages to the WAL.
+    fn write_some(db: &Db) {
+        db.write_blocking(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE t(x);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
+                 INSERT INTO t SELECT randomblob(4000) FROM n;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_write_transaction_holds_the_write_lock_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_with(dir.path(), Checkpoints::Litestream);
+        // Another process writing, as Litestream does; it does not wait.
+        let other = Connection::open(dir.path().join("wemaster.db")).unwrap();
+        other.busy_timeout(Duration::ZERO).unwrap();
+        other.execute_batch("CREATE TABLE theirs(x);").unwrap();
+        db.write_blocking(|conn| {
+            let tx = conn.transaction()?;
+            let _: i64 = tx.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+            // A deferred transaction would have let this in and then failed
+            // its own write below with SQLITE_BUSY, busy timeout or not.
+            assert!(other.execute("INSERT INTO theirs VALUES (1)", []).is_err());
+            tx.execute("CREATE TABLE ours(x)", [])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .expect("the write transaction commits");
+    }
+
+    #[test]
+    fn on_its_own_the_server_checkpoints_and_truncates_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_with(dir.path(), Checkpoints::Wemaster);
+        // A second connection, so closing ours is not the last close.
+        let _other = Connection::open(dir.path().join("wemaster.db")).unwrap();
+        assert_eq!(autocheckpoint(&db), 1000);
+        write_some(&db);
+        assert!(wal_bytes(dir.path()) > 0);
+        db.close();
+        assert_eq!(wal_bytes(dir.path()), 0, "TRUNCATE empties the WAL");
+    }
+
+    #[test]
+    fn under_litestream_the_server_never_restarts_or_truncates_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_with(dir.path(), Checkpoints::Litestream);
+        // Litestream's connection stays open while the server stops.
+        let _litestream = Connection::open(dir.path().join("wemaster.db")).unwrap();
+        assert_eq!(autocheckpoint(&db), 0, "automatic checkpoints are off");
+        write_some(&db);
+        let before = wal_bytes(dir.path());
+        assert!(before > 0);
+        db.close();
+        // (`PRAGMA optimize` may append a few frames of its own.)
+        assert!(
+            wal_bytes(dir.path()) >= before,
+            "every frame stays for Litestream to read"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod model;
+mod replication;
 
 use std::time::Instant;
 
@@ -14,13 +15,33 @@ use model::{CacheCheck, CheckStatus, DatabaseCheck, Health, Readiness, Services,
 pub async fn report(state: &AppState) -> Health {
     let database = check_database(state).await;
     let cache = check_cache(state);
-    let status = database.status.max(cache.status);
+    let health = &state.config.health;
+    let replication = if health.litestream_socket.as_os_str().is_empty() {
+        None
+    } else {
+        Some(
+            replication::check(
+                &health.litestream_socket,
+                state.db.path(),
+                health.replication_degraded_seconds,
+            )
+            .await,
+        )
+    };
+    let status = database
+        .status
+        .max(cache.status)
+        .max(replication.as_ref().map_or(CheckStatus::Up, |r| r.status));
     Health {
         status,
         timestamp: crate::clock::now(),
         uptime_seconds: state.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        services: Services { database, cache },
+        services: Services {
+            database,
+            cache,
+            replication,
+        },
         system: SystemFigures {
             rss_bytes: crate::ops::system::rss_bytes(),
             open_connections: crate::ops::system::open_sockets(),

@@ -50,6 +50,35 @@ pub struct SystemFigures {
 pub struct Services {
     pub database: DatabaseCheck,
     pub cache: CacheCheck,
+    /// Off-site replication by Litestream; present only when
+    /// `health.litestream_socket` names Litestream's control socket.
+    #[oai(skip_serializing_if_is_none)]
+    pub replication: Option<ReplicationCheck>,
+}
+
+/// Replication of the database file by Litestream, as Litestream reports it.
+/// Never `down`: the server serves without a replica, so a stopped,
+/// unreachable or lagging replication is `degraded`.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ReplicationCheck {
+    pub status: CheckStatus,
+    /// Time to ask Litestream, in milliseconds.
+    pub response_time: f64,
+    /// Litestream's word for the database: `replicating`, `open` or
+    /// `stopped`; `unknown` when Litestream could not be asked or does not
+    /// replicate this file.
+    pub state: String,
+    /// When the replica last confirmed it holds every change Litestream had
+    /// read from the WAL (RFC 3339, UTC).
+    #[oai(skip_serializing_if_is_none)]
+    pub last_sync_at: Option<String>,
+    /// Seconds since `lastSyncAt`: with Litestream's one-second WAL reads,
+    /// changes older than this plus a second are off the machine.
+    #[oai(skip_serializing_if_is_none)]
+    pub lag_seconds: Option<f64>,
+    /// `ok`, or why the check is not `up`.
+    pub message: String,
 }
 
 /// Result of a timed database round-trip.

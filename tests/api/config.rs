@@ -358,3 +358,24 @@ fn the_stripe_provider_refuses_the_public_dev_webhook_secret() {
     );
     assert!(!stdout.contains("sk_test_123"), "{stdout}");
 }
+
+#[test]
+fn checkpoints_are_wemasters_or_litestreams_and_nothing_else() {
+    Jail::expect_with(|jail| {
+        jail.set_env("WEMASTER_DATABASE__CHECKPOINTS", "litestream");
+        jail.set_env("WEMASTER_HEALTH__LITESTREAM_SOCKET", "/run/litestream.sock");
+        let config = Config::load(Path::new("wemaster.toml")).expect("loads");
+        assert_eq!(
+            config.database.checkpoints,
+            wemaster::config::Checkpoints::Litestream
+        );
+        assert_eq!(
+            config.health.litestream_socket,
+            Path::new("/run/litestream.sock")
+        );
+        Ok(())
+    });
+    let msg = load_error("[database]\ncheckpoints = \"sqlite\"\n", &[]);
+    assert!(msg.contains("database.checkpoints"), "{msg}");
+    assert!(msg.contains("\"litestream\""), "{msg}");
+}

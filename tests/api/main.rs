@@ -17,4 +17,5 @@ mod ops;
 mod orders;
 mod payments;
 mod protection;
+mod replication;
 mod seed;
