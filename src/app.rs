@@ -42,8 +42,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens and migrates the database, seeds demo data when configured and
-    /// the database is empty, and binds the listen address.
+    /// Binds the listen addresses, then opens and migrates the database and
+    /// seeds demo data when configured and the database is empty.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Bind first: a port in use is reported before anything is created.
         let listener = tokio::net::TcpListener::bind(config.server.addr)
