@@ -151,10 +151,11 @@ fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
     Some(&text[start..start + len])
 }
 
-fn quoted(values: &[String]) -> String {
+/// `"a", "b"`: values quoted and listed, for messages.
+pub(crate) fn quoted<S: AsRef<str>>(values: &[S]) -> String {
     values
         .iter()
-        .map(|v| format!("{v:?}"))
+        .map(|v| format!("{:?}", v.as_ref()))
         .collect::<Vec<_>>()
         .join(", ")
 }

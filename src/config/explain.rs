@@ -7,6 +7,7 @@ use figment::error::{Actual, Kind};
 use figment::value::Value;
 
 use super::ConfigError;
+use crate::enum_hints::quoted;
 
 /// Prefix of the environment variables that configure the server.
 pub const ENV_PREFIX: &str = "WEMASTER_";
@@ -190,14 +191,6 @@ fn shown(actual: &Actual) -> String {
 
 fn shown_value(value: &Value) -> String {
     shown(&value.to_actual())
-}
-
-fn quoted(values: &[&str]) -> String {
-    values
-        .iter()
-        .map(|v| format!("{v:?}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

@@ -87,15 +87,23 @@ fn migrate_twice_reports_the_same_version() {
     );
 }
 
-#[test]
-fn sigterm_stops_the_server_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
+/// `wemaster serve` started in `dir` on a free port with cheap hashing,
+/// its stderr read up to the listening line: the child, the port, the lines
+/// seen so far and the rest of stderr.
+struct Serving {
+    child: std::process::Child,
+    port: u16,
+    seen: Vec<String>,
+    lines: std::io::Lines<BufReader<std::process::ChildStderr>>,
+}
+
+fn serve_in(dir: &std::path::Path) -> Serving {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let mut child = Command::new(binary())
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("WEMASTER_SERVER__ADDR", format!("127.0.0.1:{port}"))
         .env("WEMASTER_METRICS__ADDR", "127.0.0.1:0")
         .env("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64")
@@ -103,23 +111,46 @@ fn sigterm_stops_the_server_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
     loop {
-        assert!(Instant::now() < deadline, "server never listened");
+        assert!(Instant::now() < deadline, "server never listened: {seen:?}");
         let line = lines.next().expect("log line").unwrap();
-        if line.contains("listening") {
+        let listening = line.contains("listening;");
+        seen.push(line);
+        if listening {
             break;
         }
     }
-    let ok = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-    assert!(ok, "server accepts connections");
+    Serving {
+        child,
+        port,
+        seen,
+        lines,
+    }
+}
+
+fn terminate(child: &std::process::Child) {
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let Serving {
+        mut child,
+        port,
+        lines,
+        ..
+    } = serve_in(dir.path());
+    let ok = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(ok, "server accepts connections");
+    terminate(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
@@ -142,32 +173,13 @@ fn sigterm_stops_the_server_cleanly() {
 #[test]
 fn first_start_prints_demo_logins_and_how_to_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = Command::new(binary())
-        .current_dir(dir.path())
-        .env("WEMASTER_SERVER__ADDR", format!("127.0.0.1:{port}"))
-        .env("WEMASTER_METRICS__ADDR", "127.0.0.1:0")
-        .env("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64")
-        .env("WEMASTER_AUTH__ARGON2_ITERATIONS", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    loop {
-        let line = lines.next().expect("log line").unwrap();
-        let done = line.contains("listening;");
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    let Serving {
+        mut child,
+        port,
+        seen,
+        ..
+    } = serve_in(dir.path());
+    terminate(&child);
     let _ = child.wait();
     let text = seen.join("\n");
     assert!(
