@@ -315,6 +315,14 @@ impl Applied {
     }
 }
 
+/// What a full refund does besides the status: the payment marked refunded,
+/// the enrollment revoked.
+fn refund_effects(tx: &rusqlite::Transaction<'_>, order_id: &str, now: &str) -> Result<(), Error> {
+    repo::mark_refunded(tx, order_id, now)?;
+    orders::revoke_enrollments(tx, order_id, now)?;
+    Ok(())
+}
+
 /// Applies an event's effects inside the caller's transaction.
 fn apply(
     tx: &rusqlite::Transaction<'_>,
@@ -469,8 +477,7 @@ fn apply(
                 if full {
                     orders::set_status(tx, &order.id, OrderStatus::Refunded, now)?;
                     crate::ops::metrics::order_transition("PAID", "REFUNDED", 1);
-                    repo::mark_refunded(tx, &order.id, now)?;
-                    orders::revoke_enrollments(tx, &order.id, now)?;
+                    refund_effects(tx, &order.id, now)?;
                     detail = Some(
                         "a refund delivered before this payment was applied: the order is REFUNDED"
                             .into(),
@@ -489,10 +496,7 @@ fn apply(
                 }
             }
         }
-        OrderStatus::Refunded => {
-            repo::mark_refunded(tx, &order.id, now)?;
-            orders::revoke_enrollments(tx, &order.id, now)?;
-        }
+        OrderStatus::Refunded => refund_effects(tx, &order.id, now)?,
         _ => {}
     }
     tracing::info!(

@@ -232,6 +232,13 @@ impl TestApp {
             .to_string()
     }
 
+    /// `GET /api/v1/me/enrollments` as `token`'s holder.
+    pub async fn enrollments(&self, token: &str) -> Value {
+        let resp = self.get_with_token("/api/v1/me/enrollments", token).await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
     /// Reads the newest outbox mail through the admin API.
     pub async fn latest_mail(&self) -> Value {
         let admin = self.token_of("admin@test.com").await;
@@ -368,6 +375,14 @@ pub fn completed(event_id: &str, order: &Value) -> Value {
 
 /// `charge.refunded` (full) for an order paid through `completed`.
 pub fn refunded(event_id: &str, order: &Value) -> Value {
+    let mut refund = refund_by_intent(event_id, order, order["amount"].as_i64().unwrap());
+    refund["data"]["object"]["metadata"] = json!({"orderId": order["id"]});
+    refund
+}
+
+/// A `charge.refunded` of `refunded` minor units that names only its
+/// payment intent, as Stripe's charge objects do (no order metadata).
+pub fn refund_by_intent(event_id: &str, order: &Value, refunded: i64) -> Value {
     event(
         event_id,
         "charge.refunded",
@@ -375,11 +390,10 @@ pub fn refunded(event_id: &str, order: &Value) -> Value {
             "id": format!("ch_{}", order["id"].as_str().unwrap()),
             "object": "charge",
             "amount": order["amount"],
-            "amount_refunded": order["amount"],
+            "amount_refunded": refunded,
             "currency": order["currency"],
-            "refunded": true,
+            "refunded": refunded >= order["amount"].as_i64().unwrap(),
             "payment_intent": format!("pi_{}", order["id"].as_str().unwrap()),
-            "metadata": {"orderId": order["id"]},
         }),
     )
 }

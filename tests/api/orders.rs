@@ -66,12 +66,7 @@ async fn buyer_goes_from_login_to_enrolled_on_the_dev_provider() {
     let paid = app.order(&token, id).await;
     assert_eq!(paid["status"], "PAID");
     assert!(paid["paidAt"].is_string());
-    let enrollments: Value = app
-        .get_with_token("/api/v1/me/enrollments", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let enrollments: Value = app.enrollments(&token).await;
     assert_eq!(
         enrollments[0]["offering"]["slug"],
         "python-for-absolute-beginners"

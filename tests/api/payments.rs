@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use crate::fake_stripe::{FakeStripe, Mode};
 use crate::helpers::{
-    TestApp, completed, event, now, problem, refunded, spawn_app, spawn_app_with, webhook_secret,
+    TestApp, completed, event, now, problem, refund_by_intent, refunded, spawn_app, spawn_app_with,
+    webhook_secret,
 };
 
 #[tokio::test]
@@ -186,23 +187,13 @@ async fn events_out_of_order_only_move_orders_forward() {
     refund["data"]["object"]["metadata"] = json!({});
     assert_eq!(app.deliver(&refund).await["outcome"], "APPLIED");
     assert_eq!(app.order(&token, id).await["status"], "REFUNDED");
-    let enrollments: Value = app
-        .get_with_token("/api/v1/me/enrollments", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let enrollments: Value = app.enrollments(&token).await;
     assert_eq!(enrollments[0]["status"], "REVOKED");
     // A late, retried completion does not bring it back.
     let late = app.deliver(&completed("evt_paid_retry", &order)).await;
     assert_eq!(late["outcome"], "IGNORED_STALE");
     assert_eq!(app.order(&token, id).await["status"], "REFUNDED");
-    let enrollments: Value = app
-        .get_with_token("/api/v1/me/enrollments", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let enrollments: Value = app.enrollments(&token).await;
     assert_eq!(enrollments[0]["status"], "REVOKED");
     let admin = app.token_of("admin@test.com").await;
     let payments: Value = app
@@ -492,24 +483,6 @@ async fn a_stripe_timeout_is_503_and_leaves_the_order_failed() {
     assert_eq!(orders[0]["status"], "FAILED");
 }
 
-/// A charge.refunded that names only its payment intent, as Stripe's charge
-/// objects do (no order metadata).
-fn refund_by_intent(event_id: &str, order: &Value, refunded: i64) -> Value {
-    crate::helpers::event(
-        event_id,
-        "charge.refunded",
-        json!({
-            "id": format!("ch_{}", order["id"].as_str().unwrap()),
-            "object": "charge",
-            "amount": order["amount"],
-            "amount_refunded": refunded,
-            "currency": order["currency"],
-            "refunded": refunded >= order["amount"].as_i64().unwrap(),
-            "payment_intent": format!("pi_{}", order["id"].as_str().unwrap()),
-        }),
-    )
-}
-
 #[tokio::test]
 async fn a_refund_delivered_before_its_payment_is_applied_when_the_payment_arrives() {
     let app = spawn_app().await;
@@ -543,12 +516,7 @@ async fn a_refund_delivered_before_its_payment_is_applied_when_the_payment_arriv
         assert_eq!(ack["outcome"], "APPLIED", "{ack}");
         let after = app.order(&token, id).await;
         assert_eq!(after["status"], "REFUNDED", "{after}");
-        let enrollments: Value = app
-            .get_with_token("/api/v1/me/enrollments", &token)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let enrollments: Value = app.enrollments(&token).await;
         assert!(
             enrollments
                 .as_array()
