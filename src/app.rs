@@ -46,8 +46,7 @@ impl Application {
     /// seeds demo data when configured and the database is empty.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // Bind first: a port in use is reported before anything is created.
-        let listener = tokio::net::TcpListener::bind(config.server.addr)
-            .await
+        let listener = crate::server::bind(config.server.addr, config.server.listen_backlog)
             .map_err(|e| cannot_listen(e, &config.server.addr.to_string(), "server.addr"))?;
         let addr = listener
             .local_addr()
@@ -117,7 +116,9 @@ impl Application {
         let state = AppState(Arc::new(App {
             cache: ResponseCache::new(&config.cache),
             limits: RateLimits::new(&config.rate_limit),
-            admission: Admission::new(&config.server, config.rate_limit.max_keys),
+            admission: Admission::new(&config.server, &config.auth),
+            connections: crate::server::ConnectionGauge::default(),
+            health: Default::default(),
             login_guard: LoginGuard::new(&config.rate_limit),
             sessions: Sessions::new(
                 config.rate_limit.max_keys,
@@ -177,6 +178,7 @@ impl Application {
         let mut background = vec![
             tokio::spawn(crate::orders::expiry::sweep_expired(self.state.clone())),
             tokio::spawn(crate::ops::backup::scheduled(self.state.clone())),
+            tokio::spawn(crate::health::keep_checking(self.state.clone())),
         ];
         if let Some(handle) = self.state.metrics.clone() {
             background.push(tokio::spawn(async move {
@@ -228,6 +230,7 @@ impl Application {
             self.listener,
             routes(self.state.clone()),
             limits,
+            self.state.connections.clone(),
             shutdown,
             grace,
         )
@@ -320,10 +323,12 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     let server = Arc::new(state.config.server.clone());
     let cors = layers::cors(&server);
     let security = layers::security_headers(&server);
+    // Outermost last: the body arrives before a request takes a turn, then
+    // admission, then the budgets.
     routes
-        .around(move |ep, req| layers::request_limits(ep, req, server.clone()))
         .around(layers::rate_limit)
         .around(layers::admit)
+        .around(move |ep, req| layers::request_limits(ep, req, server.clone()))
         .data(state)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .around(crate::compression::compress)

@@ -16,10 +16,12 @@ use crate::cache::ResponseCache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::lock::ServeLock;
+use crate::health::checks::LatestChecks;
 use crate::payments::provider::PaymentGateway;
 use crate::protection::admission::Admission;
 use crate::protection::limits::RateLimits;
 use crate::protection::login_guard::LoginGuard;
+use crate::server::ConnectionGauge;
 
 /// Everything a request handler may need.
 pub struct App {
@@ -37,9 +39,12 @@ pub struct App {
     pub sessions: Sessions,
     /// Budgets per user and the failure throttle per address.
     pub limits: RateLimits,
-    /// In-flight caps: per client address (fairness) and server-wide
-    /// (load shedding).
+    /// Requests running at once, and fair queuing by address past that.
     pub admission: Admission,
+    /// Client connections open, counted by the server loop.
+    pub connections: ConnectionGauge,
+    /// The latest round of health checks, refreshed in the background.
+    pub health: LatestChecks,
     /// Per-account lockout after failed logins.
     pub login_guard: LoginGuard,
     /// The configured payment provider.

@@ -72,15 +72,19 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Send Strict-Transport-Security (set when served over TLS).
     pub hsts: bool,
-    /// Requests in progress across all clients; past it new ones are shed
-    /// with 503 `OVERLOADED`. 0: no cap.
+    /// Requests run at once (not counting those that hash a password);
+    /// past it requests wait their turn, fairly by client address. 0: no cap.
     pub max_in_flight: u32,
-    /// Requests one client address may have in progress at once; more wait
-    /// their turn (fairness, in the spirit of nginx `limit_conn`). Requests
-    /// that hash a password have as many again of their own. 0: no cap.
-    pub client_max_in_flight: u32,
-    /// How long a request waits for its address's turn before it gets 429.
-    pub client_queue_ms: u64,
+    /// Requests waiting for a turn at once, across all addresses; when full,
+    /// the address with the most waiting gives up its newest (429), or, when
+    /// it waits alone, the newcomer gets 503.
+    pub queue_max: u32,
+    /// Longest wait for a turn: a request facing a longer queue gets 503
+    /// with that wait as `Retry-After` at once.
+    pub queue_timeout_ms: u64,
+    /// Connections the kernel queues for accepting (the listen backlog), for
+    /// bursts of new connections; the kernel caps it at net.core.somaxconn.
+    pub listen_backlog: u32,
 }
 
 impl ServerConfig {
@@ -124,9 +128,10 @@ impl Default for ServerConfig {
             max_connections: 0,
             cors_origins: Vec::new(),
             hsts: false,
-            max_in_flight: 512,
-            client_max_in_flight: 8,
-            client_queue_ms: 2_000,
+            max_in_flight: 64,
+            queue_max: 10_000,
+            queue_timeout_ms: 2_000,
+            listen_backlog: 4_096,
         }
     }
 }
@@ -241,7 +246,8 @@ pub struct AuthConfig {
     /// keeping `argon2_memory_kib` of working memory; 0 means the number of
     /// CPU cores.
     pub hash_concurrency: usize,
-    /// How long a login may wait for a hashing slot before it gets a 503.
+    /// Longest wait for a hashing turn: a sign-in facing a longer queue gets
+    /// 503 with that wait as `Retry-After` at once.
     pub hash_queue_timeout_ms: u64,
     /// HS256 signing secret for access tokens (at least 32 bytes). Empty:
     /// generated on first start and kept in the database.
@@ -273,7 +279,7 @@ impl Default for AuthConfig {
             argon2_iterations: 2,
             argon2_parallelism: 1,
             hash_concurrency: 0,
-            hash_queue_timeout_ms: 5_000,
+            hash_queue_timeout_ms: 1_000,
             jwt_secret: Secret::default(),
             jwt_issuer: "wemaster".into(),
             jwt_audience: "wemaster-api".into(),
@@ -633,7 +639,7 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 29] = [
+        let checks: [(&str, bool, &str); 30] = [
             (
                 "health.replication_degraded_seconds",
                 self.health.replication_degraded_seconds >= 1,
@@ -672,9 +678,14 @@ impl Config {
                 "per_minute and burst must be at least 1",
             ),
             (
-                "server.client_queue_ms",
-                self.server.client_queue_ms <= 60_000,
-                "must be at most 60000",
+                "server.queue_timeout_ms",
+                (1..=60_000).contains(&self.server.queue_timeout_ms),
+                "must be between 1 and 60000",
+            ),
+            (
+                "server.listen_backlog",
+                self.server.listen_backlog >= 1,
+                "must be at least 1",
             ),
             (
                 "rate_limit.writes",

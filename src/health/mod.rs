@@ -2,17 +2,44 @@
 //! `/livez` (the process answers), under `/api/v1` and at the root.
 
 pub mod api;
+pub mod checks;
 pub mod model;
 mod replication;
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::db;
+use crate::protection::admission::{Lane, LevelFigures};
 use crate::state::AppState;
-use model::{CacheCheck, CheckStatus, DatabaseCheck, Health, Readiness, Services, SystemFigures};
+use checks::Checks;
+use model::{
+    CacheCheck, CheckStatus, DatabaseCheck, Health, LoadCheck, Readiness, Services, SystemFigures,
+};
 
-/// Runs every check and reports the worst status.
-pub async fn report(state: &AppState) -> Health {
+/// How often the checks that touch something run.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// A round of checks older than this is stuck (a wedged database or
+/// Litestream): the report says so, as degraded.
+const STALE_AFTER: Duration = Duration::from_secs(5);
+/// A refusal (503 or 429 by admission) this recent makes the load degraded.
+const RECENT_REFUSAL: Duration = Duration::from_secs(10);
+
+/// Runs the checks once a second for as long as the server serves; probes
+/// read the latest round (`report`).
+pub async fn keep_checking(state: AppState) {
+    let mut tick = tokio::time::interval(CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let checks = run_checks(&state).await;
+        state.health.set(checks);
+    }
+}
+
+/// One round: the database round-trip, the cache's figures, Litestream
+/// when configured, and the process's memory (read in the blocking pool).
+async fn run_checks(state: &AppState) -> Checks {
     let database = check_database(state).await;
     let cache = check_cache(state);
     let health = &state.config.health;
@@ -28,10 +55,51 @@ pub async fn report(state: &AppState) -> Health {
             .await,
         )
     };
+    let rss_bytes = tokio::task::spawn_blocking(crate::ops::system::rss_bytes)
+        .await
+        .ok()
+        .flatten();
+    Checks {
+        database,
+        cache,
+        replication,
+        rss_bytes,
+        made: Instant::now(),
+    }
+}
+
+/// The report: the latest round of checks, and the figures the server
+/// keeps in memory (connections, requests running and waiting), read now.
+/// Costs the same whatever the load; the checks run at most once a second.
+pub async fn report(state: &AppState) -> Health {
+    let checks = match state.health.get() {
+        Some(checks) => checks,
+        None => {
+            let checks = run_checks(state).await;
+            state.health.set(checks.clone());
+            Arc::new(checks)
+        }
+    };
+    let mut database = checks.database.clone();
+    let age = checks.made.elapsed();
+    if age > STALE_AFTER {
+        database.status = database.status.max(CheckStatus::Degraded);
+        database.message = format!(
+            "the last check finished {} s ago; the next has not answered",
+            age.as_secs()
+        );
+    }
+    let load = check_load(state);
     let status = database
         .status
-        .max(cache.status)
-        .max(replication.as_ref().map_or(CheckStatus::Up, |r| r.status));
+        .max(checks.cache.status)
+        .max(load.status)
+        .max(
+            checks
+                .replication
+                .as_ref()
+                .map_or(CheckStatus::Up, |r| r.status),
+        );
     Health {
         status,
         timestamp: crate::clock::now(),
@@ -39,14 +107,49 @@ pub async fn report(state: &AppState) -> Health {
         version: env!("CARGO_PKG_VERSION").to_string(),
         services: Services {
             database,
-            cache,
-            replication,
+            cache: checks.cache.clone(),
+            replication: checks.replication.clone(),
+            load,
         },
         system: SystemFigures {
-            rss_bytes: crate::ops::system::rss_bytes(),
-            open_connections: crate::ops::system::open_sockets(),
+            rss_bytes: checks.rss_bytes,
+            open_connections: state.connections.open() as u64,
             hash_slots: state.config.auth.effective_hash_concurrency() as u64,
         },
+    }
+}
+
+/// Requests running and waiting, and whether any were refused lately.
+fn check_load(state: &AppState) -> LoadCheck {
+    let cheap = state.admission.figures(Lane::Cheap);
+    let hashing = state.admission.figures(Lane::Hashing);
+    let recent = |figures: &LevelFigures| {
+        figures
+            .last_refusal
+            .is_some_and(|at| at.elapsed() < RECENT_REFUSAL)
+    };
+    let (status, message) = match (recent(&cheap), recent(&hashing)) {
+        (true, _) => (
+            CheckStatus::Degraded,
+            "requests refused (503 or 429) in the last 10 s: at capacity".to_string(),
+        ),
+        (false, true) => (
+            CheckStatus::Degraded,
+            "sign-ins refused in the last 10 s: password hashing at capacity".to_string(),
+        ),
+        (false, false) => (CheckStatus::Up, "ok".to_string()),
+    };
+    LoadCheck {
+        status,
+        running: cheap.running as u64,
+        capacity: cheap.capacity as u64,
+        queued: cheap.queued as u64,
+        refused: cheap.refused,
+        hashing_running: hashing.running as u64,
+        hashing_capacity: hashing.capacity as u64,
+        hashing_queued: hashing.queued as u64,
+        hashing_refused: hashing.refused,
+        message,
     }
 }
 
@@ -76,8 +179,8 @@ async fn check_database(state: &AppState) -> DatabaseCheck {
 fn check_cache(state: &AppState) -> CacheCheck {
     let threshold = state.config.health.cache_degraded_ms;
     let started = Instant::now();
-    // Reading the figures takes the cache's internal locks, so a wedged
-    // cache shows here as a slow probe.
+    // Settles moka's pending bookkeeping, so a wedged cache shows here as a
+    // slow check; runs once a second, not per probe.
     let stats = state.cache.stats();
     let response_time = elapsed_ms(started);
     let status = if response_time > threshold as f64 {

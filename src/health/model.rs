@@ -38,9 +38,8 @@ pub struct SystemFigures {
     /// Resident memory in bytes.
     #[oai(skip_serializing_if_is_none)]
     pub rss_bytes: Option<u64>,
-    /// Open sockets: client connections plus listeners.
-    #[oai(skip_serializing_if_is_none)]
-    pub open_connections: Option<u64>,
+    /// Client connections open now, as the server counts them.
+    pub open_connections: u64,
     /// Password hashes computed at once at most.
     pub hash_slots: u64,
 }
@@ -54,6 +53,38 @@ pub struct Services {
     /// `health.litestream_socket` names Litestream's control socket.
     #[oai(skip_serializing_if_is_none)]
     pub replication: Option<ReplicationCheck>,
+    /// Requests running and waiting for a turn; `degraded` while requests
+    /// are being refused for capacity (shedding).
+    pub load: LoadCheck,
+}
+
+/// Admission: requests running and waiting, in the general slots and in
+/// those of requests that hash a password. Never `down`: a server that
+/// sheds load still serves.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct LoadCheck {
+    /// `degraded` when requests were refused for capacity in the last 10 s.
+    pub status: CheckStatus,
+    /// Requests running now.
+    pub running: u64,
+    /// Requests that may run at once (`server.max_in_flight`; 0 = no cap).
+    pub capacity: u64,
+    /// Requests waiting for a turn.
+    pub queued: u64,
+    /// Requests refused since start (503 at capacity, 429 over an
+    /// address's share).
+    pub refused: u64,
+    /// Sign-ins, sign-ups and resets running now.
+    pub hashing_running: u64,
+    /// Of those, how many may run at once.
+    pub hashing_capacity: u64,
+    /// Sign-ins, sign-ups and resets waiting for a turn.
+    pub hashing_queued: u64,
+    /// Sign-ins, sign-ups and resets refused since start.
+    pub hashing_refused: u64,
+    /// `ok`, or why the check is not `up`.
+    pub message: String,
 }
 
 /// Replication of the database file by Litestream, as Litestream reports it.

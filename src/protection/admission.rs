@@ -1,111 +1,470 @@
-//! Capacity protection that never rations honest traffic:
+//! Admission: how many requests run at once, and whose turn is next.
 //!
-//! - Fairness: each client address may have `server.client_max_in_flight`
-//!   requests in progress; more wait their turn (a FIFO semaphore, so they
-//!   wait parked, costing no CPU) for up to `server.client_queue_ms`, then
-//!   get 429. Traffic with think time almost never has two requests in
-//!   flight; a closed-loop flood has dozens, and while its extra requests
-//!   wait, other clients' requests run beside only a few of its own.
-//!   Requests that hash a password (sign-in, sign-up, password reset) have
-//!   a lane of their own with the same cap: a hash takes tens of
-//!   milliseconds, and on a busy machine hundreds, so a few logins of people
-//!   behind one address (a school, an office) must not hold the slots their
-//!   neighbours' cheap reads need. The hashing queue bounds them as a whole.
-//! - Load shedding: past `server.max_in_flight` requests in progress across
-//!   all clients, new ones get 503 `OVERLOADED` at once instead of queueing
-//!   into timeouts.
+//! Work-conserving fair queuing by client address, in the spirit of
+//! Kubernetes API Priority and Fairness:
+//!
+//! - Requests run at once up to a level's capacity. Below it a request runs
+//!   immediately, whoever sent it: one address alone (a school, an office,
+//!   a load generator behind one NAT) may use the whole machine.
+//! - At capacity, requests wait in a queue of their own address. A freed
+//!   slot goes straight to the next address in round-robin order, so an
+//!   address with one request waiting is served after at most one request of
+//!   each other waiting address, however many a flood has queued.
+//! - Refusals say whose the limit is. When the queues are full, the address
+//!   with the most requests waiting loses its newest one: 429 (that address
+//!   is over its share while others wait), or 503 when it waits alone. When
+//!   the wait a new request faces (the requests ahead of it over the rate
+//!   slots are freeing) is longer than the level allows, it gets 503 at once
+//!   with that wait as `Retry-After`, rather than timing out in the queue.
+//!
+//! Two levels, each with its own slots and queues: requests that hash a
+//! password (sign-in, sign-up, password reset; a few per core, tens of
+//! milliseconds each) and everything else, so logins queueing for the
+//! hashing threads never take the slots reads need.
 //!
 //! IPv6 clients are grouped by /64, the block one subscriber usually holds.
+//! Every operation is O(1) or O(log n) in the addresses waiting.
 
-use std::net::IpAddr;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use moka::sync::Cache;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
-use crate::config::ServerConfig;
+use crate::config::{AuthConfig, ServerConfig};
 
-/// Why a request was not admitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// Its address kept its slots busy for the whole wait.
-    ClientBusy,
-    /// The server as a whole has too much in progress.
-    Overloaded,
-}
-
-/// Which of an address's slot sets a request takes.
+/// Which set of slots a request takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
     /// Everything that does not hash a password.
     Cheap,
-    /// Sign-in, sign-up and password reset: bound by the hashing pool.
+    /// Sign-in, sign-up and password reset: bound by the hashing threads.
     Hashing,
 }
 
-/// Held while a request is in progress; dropping it frees its slots.
-#[derive(Debug)]
-pub struct Ticket {
-    _client: Option<OwnedSemaphorePermit>,
-    _server: Option<OwnedSemaphorePermit>,
+impl Lane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Cheap => "cheap",
+            Lane::Hashing => "hashing",
+        }
+    }
 }
 
+/// Why a request was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its address has the most requests waiting while the queues are full
+    /// and other addresses wait too: 429.
+    OverShare { retry_after: u64 },
+    /// The server has no room for it within the time the level allows: 503.
+    Busy { retry_after: u64 },
+}
+
+/// Capacity and queue bounds of one level.
+#[derive(Debug, Clone, Copy)]
+pub struct LevelLimits {
+    /// Requests running at once; 0 = no limit (nothing ever waits).
+    pub capacity: usize,
+    /// Requests waiting at once, across all addresses.
+    pub queue_max: usize,
+    /// Longest wait: a request that would wait longer is refused at once,
+    /// and one still waiting after it is refused then.
+    pub max_wait: Duration,
+}
+
+/// Figures for the health report and metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LevelFigures {
+    pub capacity: usize,
+    pub running: usize,
+    pub queued: usize,
+    /// Refusals since start.
+    pub refused: u64,
+    /// When the last refusal happened, if any.
+    pub last_refusal: Option<Instant>,
+}
+
+/// Both levels.
 pub struct Admission {
-    per_client: usize,
-    client_wait: Duration,
-    clients: Cache<(IpAddr, Lane), Arc<Semaphore>>,
-    server: Option<Arc<Semaphore>>,
+    cheap: Arc<FairQueue>,
+    hashing: Arc<FairQueue>,
 }
 
 impl Admission {
-    pub fn new(config: &ServerConfig, max_keys: u64) -> Self {
+    pub fn new(server: &ServerConfig, auth: &AuthConfig) -> Self {
+        let queue_max = server.queue_max as usize;
+        let cheap = LevelLimits {
+            capacity: server.max_in_flight as usize,
+            queue_max,
+            max_wait: Duration::from_millis(server.queue_timeout_ms),
+        };
+        // Two per hashing thread: one hashing, one doing its database work
+        // around the hash, so a thread never idles between logins.
+        let hashing = LevelLimits {
+            capacity: auth.effective_hash_concurrency() * 2,
+            queue_max,
+            max_wait: Duration::from_millis(auth.hash_queue_timeout_ms),
+        };
         Self {
-            per_client: config.client_max_in_flight as usize,
-            client_wait: Duration::from_millis(config.client_queue_ms),
-            // An address idle this long has no request in progress.
-            clients: Cache::builder()
-                .max_capacity(max_keys)
-                .time_to_idle(Duration::from_secs(120))
-                .build(),
-            server: (config.max_in_flight > 0)
-                .then(|| Arc::new(Semaphore::new(config.max_in_flight as usize))),
+            cheap: Arc::new(FairQueue::new(cheap)),
+            hashing: Arc::new(FairQueue::new(hashing)),
         }
     }
 
-    /// Waits for a slot of `client` (when known) in `lane`, then takes one
-    /// of the server's or refuses at once.
+    fn level(&self, lane: Lane) -> &Arc<FairQueue> {
+        match lane {
+            Lane::Cheap => &self.cheap,
+            Lane::Hashing => &self.hashing,
+        }
+    }
+
+    /// Waits for `client`'s turn in `lane` (see the module doc).
     pub async fn admit(&self, client: Option<IpAddr>, lane: Lane) -> Result<Ticket, Refusal> {
-        let client_permit = match client.filter(|_| self.per_client > 0) {
-            Some(ip) => {
-                let slots = self.clients.get_with((group(ip), lane), || {
-                    Arc::new(Semaphore::new(self.per_client))
-                });
-                match slots.clone().try_acquire_owned() {
-                    Ok(permit) => Some(permit),
-                    Err(_) => {
-                        match tokio::time::timeout(self.client_wait, slots.acquire_owned()).await {
-                            Ok(Ok(permit)) => Some(permit),
-                            _ => return Err(Refusal::ClientBusy),
-                        }
+        let flow = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), group);
+        self.level(lane).admit(flow).await
+    }
+
+    pub fn figures(&self, lane: Lane) -> LevelFigures {
+        self.level(lane).figures()
+    }
+}
+
+/// Held while a request runs; dropping it hands its slot to the next turn.
+#[derive(Debug)]
+pub struct Ticket {
+    queue: Option<Arc<FairQueue>>,
+    admitted: Instant,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(queue) = self.queue.take() {
+            queue.release(self.admitted.elapsed());
+        }
+    }
+}
+
+/// What a waiting request is told.
+#[derive(Debug)]
+enum Turn {
+    /// A slot is now its own.
+    Run,
+    /// Pushed out of a full queue: its address had the most waiting.
+    OverShare,
+}
+
+/// The requests one address has waiting, oldest first. Requests that gave
+/// up stay in place (their sender fails) until they reach the front.
+struct Flow {
+    waiters: VecDeque<oneshot::Sender<Turn>>,
+    /// Requests still waiting.
+    live: usize,
+}
+
+struct State {
+    running: usize,
+    /// Requests still waiting, all addresses.
+    queued: usize,
+    /// Every address with a waiter entry, each exactly once in `ring`.
+    flows: HashMap<IpAddr, Flow>,
+    ring: VecDeque<IpAddr>,
+    /// Addresses by requests still waiting, to find the longest queue.
+    by_length: BTreeSet<(usize, IpAddr)>,
+    held: HoldTime,
+    refused: u64,
+    last_refusal: Option<Instant>,
+}
+
+impl State {
+    fn set_live(&mut self, ip: IpAddr, old: usize, new: usize) {
+        if old > 0 {
+            self.by_length.remove(&(old, ip));
+        }
+        if new > 0 {
+            self.by_length.insert((new, ip));
+        }
+    }
+
+    fn refuse(&mut self, refusal: Refusal) -> Refusal {
+        self.refused += 1;
+        self.last_refusal = Some(Instant::now());
+        refusal
+    }
+
+    /// How long a new request would wait: the requests queued ahead of it
+    /// and itself, each holding a slot for the average time, over the
+    /// slots; `None` before any request has ended.
+    fn expected_wait(&self, capacity: usize) -> Option<Duration> {
+        let held = self.held.seconds?;
+        let wait = (self.queued + 1) as f64 * held / capacity.max(1) as f64;
+        Some(Duration::from_secs_f64(wait.min(3_600.0)))
+    }
+
+    fn retry_after(&self, capacity: usize) -> u64 {
+        self.expected_wait(capacity)
+            .map_or(1, |wait| wait.as_secs_f64().ceil() as u64)
+            .clamp(1, 60)
+    }
+}
+
+/// How long requests hold their slots: a moving average of the last few
+/// dozen, which with the capacity tells how fast a queue moves.
+#[derive(Debug, Default)]
+struct HoldTime {
+    seconds: Option<f64>,
+}
+
+impl HoldTime {
+    fn record(&mut self, held: Duration) {
+        let sample = held.as_secs_f64();
+        self.seconds = Some(match self.seconds {
+            Some(average) => average * 0.9 + sample * 0.1,
+            None => sample,
+        });
+    }
+}
+
+/// One level's slots and its queues per address.
+pub struct FairQueue {
+    limits: LevelLimits,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for FairQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FairQueue")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FairQueue {
+    pub fn new(limits: LevelLimits) -> Self {
+        Self {
+            limits,
+            state: Mutex::new(State {
+                running: 0,
+                queued: 0,
+                flows: HashMap::new(),
+                ring: VecDeque::new(),
+                by_length: BTreeSet::new(),
+                held: HoldTime::default(),
+                refused: 0,
+                last_refusal: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change below leaves the state whole before it can panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn figures(&self) -> LevelFigures {
+        let state = self.lock();
+        LevelFigures {
+            capacity: self.limits.capacity,
+            running: state.running,
+            queued: state.queued,
+            refused: state.refused,
+            last_refusal: state.last_refusal,
+        }
+    }
+
+    async fn admit(self: &Arc<Self>, flow: IpAddr) -> Result<Ticket, Refusal> {
+        if self.limits.capacity == 0 {
+            return Ok(Ticket {
+                queue: None,
+                admitted: Instant::now(),
+            });
+        }
+        let turn = {
+            let mut state = self.lock();
+            if state.running < self.limits.capacity && state.queued == 0 {
+                state.running += 1;
+                return Ok(self.ticket());
+            }
+            if state
+                .expected_wait(self.limits.capacity)
+                .is_some_and(|wait| wait > self.limits.max_wait)
+            {
+                let retry_after = state.retry_after(self.limits.capacity);
+                return Err(state.refuse(Refusal::Busy { retry_after }));
+            }
+            if state.queued >= self.limits.queue_max {
+                self.make_room(&mut state, flow)?;
+            }
+            let (tx, rx) = oneshot::channel();
+            let live = match state.flows.get_mut(&flow) {
+                Some(entry) => {
+                    entry.waiters.push_back(tx);
+                    entry.live += 1;
+                    entry.live
+                }
+                None => {
+                    state.flows.insert(
+                        flow,
+                        Flow {
+                            waiters: VecDeque::from([tx]),
+                            live: 1,
+                        },
+                    );
+                    state.ring.push_back(flow);
+                    1
+                }
+            };
+            state.set_live(flow, live - 1, live);
+            state.queued += 1;
+            Waiting {
+                queue: self.clone(),
+                flow,
+                rx: Some(rx),
+            }
+        };
+        turn.wait(self.limits.max_wait).await
+    }
+
+    fn ticket(self: &Arc<Self>) -> Ticket {
+        Ticket {
+            queue: Some(self.clone()),
+            admitted: Instant::now(),
+        }
+    }
+
+    /// With the queues full: pushes out the newest waiter of the address
+    /// with the most waiting, unless that is `flow` itself, which is then
+    /// refused.
+    fn make_room(&self, state: &mut State, flow: IpAddr) -> Result<(), Refusal> {
+        let own = state.flows.get(&flow).map_or(0, |f| f.live);
+        let longest = state.by_length.last().copied();
+        let others_wait = state.by_length.len() > usize::from(own > 0);
+        let retry_after = state.retry_after(self.limits.capacity);
+        match longest {
+            Some((length, victim)) if victim != flow && length > own + 1 => {
+                let entry = state
+                    .flows
+                    .get_mut(&victim)
+                    .expect("every address in by_length has a flow");
+                while let Some(tx) = entry.waiters.pop_back() {
+                    if tx.send(Turn::OverShare).is_ok() {
+                        entry.live -= 1;
+                        break;
                     }
                 }
+                let live = entry.live;
+                state.set_live(victim, length, live);
+                state.queued -= 1;
+                let _ = state.refuse(Refusal::OverShare { retry_after });
+                Ok(())
             }
-            None => None,
+            _ if others_wait => Err(state.refuse(Refusal::OverShare { retry_after })),
+            _ => Err(state.refuse(Refusal::Busy { retry_after })),
+        }
+    }
+
+    /// A request ended: its slot goes to the next address's oldest waiter
+    /// in round-robin order, or is freed when nobody waits.
+    fn release(&self, held: Duration) {
+        let mut state = self.lock();
+        state.held.record(held);
+        Self::hand_on(&mut state);
+    }
+
+    fn hand_on(state: &mut State) {
+        while let Some(ip) = state.ring.pop_front() {
+            let Some(entry) = state.flows.get_mut(&ip) else {
+                continue;
+            };
+            let mut handed = false;
+            while let Some(tx) = entry.waiters.pop_front() {
+                if tx.send(Turn::Run).is_ok() {
+                    entry.live -= 1;
+                    handed = true;
+                    break;
+                }
+            }
+            let (live, more) = (entry.live, !entry.waiters.is_empty());
+            if more {
+                state.ring.push_back(ip);
+            } else {
+                state.flows.remove(&ip);
+            }
+            if handed {
+                state.set_live(ip, live + 1, live);
+                state.queued -= 1;
+                return;
+            }
+        }
+        state.running -= 1;
+    }
+}
+
+/// A request in a queue; dropped before its turn (the client went away, or
+/// the wait ran out), it leaves the queue.
+struct Waiting {
+    queue: Arc<FairQueue>,
+    flow: IpAddr,
+    rx: Option<oneshot::Receiver<Turn>>,
+}
+
+impl Waiting {
+    async fn wait(mut self, max_wait: Duration) -> Result<Ticket, Refusal> {
+        let rx = self.rx.as_mut().expect("a waiter has its receiver");
+        let turn = tokio::time::timeout(max_wait, rx).await;
+        match turn {
+            Ok(Ok(Turn::Run)) => {
+                self.rx = None;
+                Ok(self.queue.ticket())
+            }
+            Ok(Ok(Turn::OverShare)) => {
+                self.rx = None;
+                let retry_after = self.queue.lock().retry_after(self.queue.limits.capacity);
+                Err(Refusal::OverShare { retry_after })
+            }
+            // The wait ran out (the sender is never dropped unsent).
+            Ok(Err(_)) | Err(_) => {
+                let queue = self.queue.clone();
+                let mut state = queue.lock();
+                self.leave(&mut state);
+                let retry_after = state.retry_after(queue.limits.capacity);
+                Err(state.refuse(Refusal::Busy { retry_after }))
+            }
+        }
+    }
+
+    /// Leaves the queue under the lock: a turn handed over meanwhile is
+    /// passed on; otherwise the waiter stops counting.
+    fn leave(&mut self, state: &mut State) {
+        let Some(mut rx) = self.rx.take() else {
+            return;
         };
-        let server_permit = match &self.server {
-            Some(server) => Some(
-                server
-                    .clone()
-                    .try_acquire_owned()
-                    .map_err(|_| Refusal::Overloaded)?,
-            ),
-            None => None,
-        };
-        Ok(Ticket {
-            _client: client_permit,
-            _server: server_permit,
-        })
+        // Closed under the lock: no turn can be handed to it any more.
+        rx.close();
+        match rx.try_recv() {
+            Ok(Turn::Run) => FairQueue::hand_on(state),
+            Ok(Turn::OverShare) => {}
+            Err(_) => {
+                if let Some(entry) = state.flows.get_mut(&self.flow) {
+                    let live = entry.live;
+                    entry.live -= 1;
+                    state.set_live(self.flow, live, live - 1);
+                    state.queued -= 1;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.rx.is_some() {
+            let queue = self.queue.clone();
+            let mut state = queue.lock();
+            self.leave(&mut state);
+        }
     }
 }
 
@@ -124,69 +483,170 @@ pub fn group(ip: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
 
-    fn admission(max_in_flight: u32, per_client: u32, wait_ms: u64) -> Admission {
-        Admission::new(
+    fn queue(capacity: usize, queue_max: usize, wait_ms: u64) -> Arc<FairQueue> {
+        Arc::new(FairQueue::new(LevelLimits {
+            capacity,
+            queue_max,
+            max_wait: Duration::from_millis(wait_ms),
+        }))
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    /// Starts `admit` for `flow` and lets it reach the queue.
+    async fn queued(
+        q: &Arc<FairQueue>,
+        flow: &str,
+    ) -> tokio::task::JoinHandle<Result<Ticket, Refusal>> {
+        let q = q.clone();
+        let flow = ip(flow);
+        let task = tokio::spawn(async move { q.admit(flow).await });
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        task
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_address_alone_may_take_every_slot() {
+        let q = queue(3, 10, 1_000);
+        let tickets: Vec<_> = admit_n(&q, "10.0.0.1", 3).await;
+        assert_eq!(q.figures().running, 3);
+        drop(tickets);
+        assert_eq!(q.figures().running, 0);
+    }
+
+    async fn admit_n(q: &Arc<FairQueue>, flow: &str, n: usize) -> Vec<Ticket> {
+        let mut tickets = Vec::new();
+        for _ in 0..n {
+            tickets.push(q.admit(ip(flow)).await.unwrap());
+        }
+        tickets
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn freed_slots_go_round_robin_across_waiting_addresses() {
+        let q = queue(1, 100, 60_000);
+        let running = q.admit(ip("10.0.0.1")).await.unwrap();
+        // A flood queues five, then an honest address queues one.
+        let mut flood = Vec::new();
+        for _ in 0..5 {
+            flood.push(queued(&q, "10.0.0.1").await);
+        }
+        let honest = queued(&q, "10.0.0.2").await;
+        assert_eq!(q.figures().queued, 6);
+        // The first freed slot goes to the flood's oldest, the next one to
+        // the honest address, ahead of the flood's other four.
+        drop(running);
+        let first = flood.remove(0).await.unwrap().unwrap();
+        assert!(!honest.is_finished());
+        drop(first);
+        let turn = honest.await.unwrap().unwrap();
+        assert_eq!(q.figures().queued, 4);
+        drop(turn);
+        for waiting in flood {
+            drop(waiting.await.unwrap().unwrap());
+        }
+        let figures = q.figures();
+        assert_eq!((figures.running, figures.queued), (0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_pushes_out_the_longest_address_not_a_newcomer() {
+        let q = queue(1, 3, 60_000);
+        let _running = q.admit(ip("10.0.0.1")).await.unwrap();
+        let flood: Vec<_> = [
+            queued(&q, "10.0.0.1").await,
+            queued(&q, "10.0.0.1").await,
+            queued(&q, "10.0.0.1").await,
+        ]
+        .into();
+        // Full: a newcomer takes the flood's newest place, which gets 429.
+        let newcomer = queued(&q, "10.0.0.2").await;
+        let mut flood = flood;
+        let pushed_out = flood.pop().unwrap().await.unwrap();
+        assert!(matches!(pushed_out, Err(Refusal::OverShare { .. })));
+        assert!(!newcomer.is_finished());
+        // The flood asking for more while others wait: 429 at once.
+        let more = q.admit(ip("10.0.0.1")).await;
+        assert!(matches!(more, Err(Refusal::OverShare { .. })));
+        assert_eq!(q.figures().queued, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_of_one_address_alone_is_the_server_s_limit() {
+        let q = queue(1, 2, 60_000);
+        let _running = q.admit(ip("10.0.0.1")).await.unwrap();
+        let _a = queued(&q, "10.0.0.1").await;
+        let _b = queued(&q, "10.0.0.1").await;
+        let refused = q.admit(ip("10.0.0.1")).await;
+        assert!(matches!(refused, Err(Refusal::Busy { .. })), "{refused:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_that_runs_out_is_503_and_leaves_the_queue() {
+        let q = queue(1, 10, 100);
+        let running = q.admit(ip("10.0.0.1")).await.unwrap();
+        let refused = q.admit(ip("10.0.0.2")).await;
+        assert!(matches!(refused, Err(Refusal::Busy { .. })), "{refused:?}");
+        assert_eq!(q.figures().queued, 0);
+        assert_eq!(q.figures().refused, 1);
+        // A waiter that went away is skipped: the slot is free again.
+        let gone = queued(&q, "10.0.0.3").await;
+        gone.abort();
+        let _ = gone.await;
+        assert_eq!(q.figures().queued, 0);
+        drop(running);
+        assert_eq!(q.figures().running, 0);
+        assert!(q.admit(ip("10.0.0.4")).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_longer_than_the_allowed_wait_is_refused_at_once() {
+        let q = queue(1, 100, 1_000);
+        // Requests hold their slot 100 ms.
+        for _ in 0..10 {
+            let ticket = q.admit(ip("10.0.0.1")).await.unwrap();
+            tokio::time::advance(Duration::from_millis(100)).await;
+            drop(ticket);
+        }
+        let _running = q.admit(ip("10.0.0.1")).await.unwrap();
+        let mut waiting = Vec::new();
+        for _ in 0..10 {
+            waiting.push(queued(&q, "10.0.0.1").await);
+        }
+        // Ten waiting at 100 ms each: a second; the eleventh would wait
+        // longer than allowed and is refused without waiting.
+        let before = Instant::now();
+        let refused = q.admit(ip("10.0.0.2")).await;
+        assert_eq!(Instant::now(), before);
+        assert!(
+            matches!(refused, Err(Refusal::Busy { retry_after }) if retry_after >= 1),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sign_ins_have_slots_of_their_own() {
+        let admission = Admission::new(
             &ServerConfig {
-                max_in_flight,
-                client_max_in_flight: per_client,
-                client_queue_ms: wait_ms,
+                max_in_flight: 1,
                 ..ServerConfig::default()
             },
-            1_000,
-        )
-    }
-
-    fn ip(text: &str) -> Option<IpAddr> {
-        Some(text.parse().unwrap())
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_client_past_its_slots_waits_its_turn_then_is_refused() {
-        let gate = admission(0, 2, 100);
-        let first = gate.admit(ip("10.0.0.1"), Lane::Cheap).await.unwrap();
-        let _second = gate.admit(ip("10.0.0.1"), Lane::Cheap).await.unwrap();
-        // Another address is not held up.
-        let other = gate.admit(ip("10.0.0.2"), Lane::Cheap).await;
-        assert!(other.is_ok());
-        // The third waits, and gets the first's slot when it is freed.
-        let waiting = gate.admit(ip("10.0.0.1"), Lane::Cheap);
-        let (third, ()) = tokio::join!(waiting, async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            drop(first);
-        });
-        assert!(third.is_ok());
-        // Nothing frees a slot now: after 100 ms, 429.
-        assert_eq!(
-            gate.admit(ip("10.0.0.1"), Lane::Cheap).await.unwrap_err(),
-            Refusal::ClientBusy
+            &AuthConfig {
+                hash_concurrency: 1,
+                ..AuthConfig::default()
+            },
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn logins_in_progress_leave_an_address_s_cheap_slots_free() {
-        let gate = admission(0, 1, 100);
-        let _login = gate.admit(ip("10.0.0.1"), Lane::Hashing).await.unwrap();
-        // A read of the same address goes on at once.
-        let read = gate.admit(ip("10.0.0.1"), Lane::Cheap).await;
+        let client = Some(ip("10.0.0.1"));
+        // Two per hashing thread, both taken by sign-ins...
+        let _first = admission.admit(client, Lane::Hashing).await.unwrap();
+        let _second = admission.admit(client, Lane::Hashing).await.unwrap();
+        assert_eq!(admission.figures(Lane::Hashing).running, 2);
+        // ...and a read of the same address runs at once.
+        let read = admission.admit(client, Lane::Cheap).await;
         assert!(read.is_ok());
-        // A second login of that address waits for the first, then 429.
-        assert_eq!(
-            gate.admit(ip("10.0.0.1"), Lane::Hashing).await.unwrap_err(),
-            Refusal::ClientBusy
-        );
-    }
-
-    #[tokio::test]
-    async fn past_the_server_cap_requests_are_shed_at_once() {
-        let gate = admission(2, 0, 100);
-        let _a = gate.admit(ip("10.0.0.1"), Lane::Cheap).await.unwrap();
-        let b = gate.admit(ip("10.0.0.2"), Lane::Cheap).await.unwrap();
-        assert_eq!(
-            gate.admit(ip("10.0.0.3"), Lane::Cheap).await.unwrap_err(),
-            Refusal::Overloaded
-        );
-        drop(b);
-        assert!(gate.admit(ip("10.0.0.3"), Lane::Cheap).await.is_ok());
     }
 
     #[test]

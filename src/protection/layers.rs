@@ -112,8 +112,9 @@ fn refusal(error: Error) -> Response {
     poem::error::ResponseError::as_response(&error)
 }
 
-/// Fairness per client address and load shedding (see `admission.rs`);
-/// probes pass untouched.
+/// Fair queuing by client address (see `admission.rs`); probes pass
+/// untouched. Runs after the body has arrived (`request_limits` stands
+/// outside it), so a request whose body never comes holds no slot.
 pub async fn admit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
     let Some(state) = req.data::<AppState>().cloned() else {
         return ep.call(req).await.map(IntoResponse::into_response);
@@ -129,19 +130,24 @@ pub async fn admit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respon
     };
     let _ticket = match state.admission.admit(client, lane).await {
         Ok(ticket) => ticket,
-        Err(Refusal::ClientBusy) => {
-            metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => "in_flight")
-                .increment(1);
+        Err(Refusal::OverShare { retry_after }) => {
+            metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => "share").increment(1);
             return Ok(refusal(Error::too_many_requests(
-                "too many requests in progress from your address; retry in 1 s",
-                1,
+                format!(
+                    "too many requests waiting from your address while others wait; retry in {retry_after} s"
+                ),
+                retry_after,
             )));
         }
-        Err(Refusal::Overloaded) => {
-            metrics::counter!(crate::ops::metrics::SHED).increment(1);
+        Err(Refusal::Busy { retry_after }) => {
+            metrics::counter!(crate::ops::metrics::SHED, "lane" => lane.as_str()).increment(1);
+            let what = match lane {
+                Lane::Hashing => "sign-ins, sign-ups and password resets are",
+                Lane::Cheap => "the server is",
+            };
             return Ok(refusal(Error::overloaded(
-                "the server is at capacity; retry in 1 s",
-                1,
+                format!("{what} at capacity; retry in {retry_after} s"),
+                retry_after,
             )));
         }
     };

@@ -59,6 +59,33 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
 }
 
+/// Binds a listener with room for `backlog` connections waiting to be
+/// accepted: a burst of thousands of new connections is queued by the
+/// kernel rather than refused (the kernel caps it at net.core.somaxconn).
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's bind does: a restart may bind while old connections linger
+    // in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// The number of client connections open, counted by the server loop and
+/// read by the health report: no walk over sockets, whatever their number.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionGauge(Arc<AtomicUsize>);
+
+impl ConnectionGauge {
+    pub fn open(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Raises this process's soft limit on open files to its hard limit where
 /// the system allows, and returns the soft limit in force afterwards.
 pub fn raise_file_limit() -> std::io::Result<u64> {
@@ -80,12 +107,13 @@ pub async fn serve(
     listener: TcpListener,
     endpoint: BoxEndpoint<'static>,
     limits: ConnectionLimits,
+    gauge: ConnectionGauge,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> std::io::Result<()> {
     let local = LocalAddr(Addr::SocketAddr(listener.local_addr()?));
     let endpoint = Arc::new(endpoint);
-    let connections = Arc::new(Connections::new(limits.max_connections));
+    let connections = Arc::new(Connections::new(limits.max_connections, gauge));
     let stopping = CancellationToken::new();
     let stop_now = CancellationToken::new();
     tokio::pin!(shutdown);
@@ -247,6 +275,7 @@ impl Drop for Busy {
 /// The open connections, for the cap.
 struct Connections {
     max: usize,
+    gauge: ConnectionGauge,
     epoch: Instant,
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, Entry>>,
@@ -269,15 +298,18 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.connections.lock().remove(&self.id);
+        if self.connections.lock().remove(&self.id).is_some() {
+            self.connections.gauge.0.fetch_sub(1, Ordering::Relaxed);
+        }
         self.connections.closed.notify_waiters();
     }
 }
 
 impl Connections {
-    fn new(max: usize) -> Self {
+    fn new(max: usize, gauge: ConnectionGauge) -> Self {
         Self {
             max: max.max(1),
+            gauge,
             epoch: Instant::now(),
             next_id: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
@@ -293,7 +325,7 @@ impl Connections {
     }
 
     fn open(&self) -> usize {
-        self.lock().len()
+        self.gauge.open()
     }
 
     /// A place for a new connection: at once below the cap; at the cap, by
@@ -311,6 +343,7 @@ impl Connections {
                     && let Some(id) = longest_waiting(&open)
                     && let Some(entry) = open.remove(&id)
                 {
+                    self.gauge.0.fetch_sub(1, Ordering::Relaxed);
                     entry.evict.cancel();
                     tracing::debug!(
                         "connection cap reached: closed the longest-waiting connection"
@@ -334,6 +367,7 @@ impl Connections {
                             evict: evict.clone(),
                         },
                     );
+                    self.gauge.0.fetch_add(1, Ordering::Relaxed);
                     return Slot {
                         id,
                         activity,
@@ -375,7 +409,7 @@ mod tests {
 
     #[tokio::test]
     async fn at_the_cap_the_longest_waiting_connection_makes_room() {
-        let connections = Arc::new(Connections::new(2));
+        let connections = Arc::new(Connections::new(2, ConnectionGauge::default()));
         let first = connections.admit().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
         let second = connections.admit().await;

@@ -245,3 +245,52 @@ async fn requests_hyper_cannot_parse_get_problem_bodies() {
     // The server answers as before afterwards.
     assert_eq!(app.get("/livez").await.status(), 200);
 }
+
+/// Opens a connection and completes one keep-alive request on it, so it
+/// stays open and idle.
+async fn idle_keep_alive(app: &TestApp) -> TcpStream {
+    let mut stream = connect(app).await;
+    stream
+        .write_all(b"GET /livez HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    while !answer.ends_with(br#"{"status":"up"}"#) {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    stream
+}
+
+#[tokio::test]
+async fn probes_answer_beside_thousands_of_idle_keep_alive_connections() {
+    let app = spawn_app_with(|c| c.server.header_timeout_seconds = 60).await;
+    let mut idle = Vec::new();
+    for _ in 0..30 {
+        let batch: Vec<_> = (0..100).map(|_| idle_keep_alive(&app)).collect();
+        idle.extend(futures::future::join_all(batch).await);
+    }
+    for path in [
+        "/livez",
+        "/readyz",
+        "/healthz",
+        "/api/v1/healthz",
+        "/api/v1/health",
+    ] {
+        let resp = app.get(path).await;
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+    let health: serde_json::Value = app.get("/healthz").await.json().await.unwrap();
+    let open = health["system"]["openConnections"].as_u64().unwrap();
+    assert!(open >= 3_000, "{health}");
+    assert_eq!(health["status"], "up", "{health}");
+    // The connections are still there and still serve.
+    let mut last = idle.pop().unwrap();
+    last.write_all(b"GET /livez HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    assert!(last.read(&mut buf).await.unwrap() > 0);
+}

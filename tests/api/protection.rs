@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use wemaster::config::{ClassLimit, Config};
 
+use crate::fake_stripe::{FakeStripe, Mode};
 use crate::helpers::{TestApp, problem, spawn_app, spawn_app_with};
 
 /// Limits on; `burst` failures charged to an address at once, and about none
@@ -238,93 +240,152 @@ async fn until_status(
     }
 }
 
-#[tokio::test]
-async fn an_address_past_its_in_flight_cap_waits_its_turn_others_pass() {
-    let app = spawn_app_with(|c| {
-        c.server.client_max_in_flight = 1;
-        c.server.client_queue_ms = 300;
+/// A server whose drafts call the fake Stripe, which is made to hang: each
+/// draft then holds its slot for `stripe_ms` (the provider's timeout).
+async fn hanging_drafts_app(
+    fake: &FakeStripe,
+    stripe_ms: u64,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    let base = fake.base_url();
+    let app = spawn_app_with(move |c| {
+        c.payments.provider = wemaster::config::PaymentProvider::Stripe;
+        c.payments.stripe_secret_key = wemaster::config::Secret::new("sk_test_fake");
+        c.payments.stripe_api_base = base;
+        c.payments.stripe_timeout_ms = stripe_ms;
+        adjust(c);
     })
     .await;
-    let busy = client_from("127.0.0.5");
-    let stalled = stalled_request(&app, "127.0.0.5", "/api/v1/auth/forgot-password").await;
-    // The address's one slot is taken: its next request waits, then 429.
-    let (refused, waited) = until_status(&app, &busy, 429).await;
-    assert_eq!(refused.headers()["retry-after"], "1");
-    assert_eq!(problem(refused, 429).await["code"], "RATE_LIMITED");
-    assert!(waited >= Duration::from_millis(300), "{waited:?}");
-    // Another address is not held up, nor are the probes.
-    let other = client_from("127.0.0.6");
-    let resp = other
-        .get(app.url("/api/v1/offerings"))
-        .send()
+    fake.set_mode(Mode::Hang);
+    app
+}
+
+/// Starts a draft of the first offering from `ip`; it hangs at the fake
+/// Stripe until the provider's timeout.
+fn hanging_draft(app: &TestApp, ip: &str, token: &str, offering: &Value) -> JoinHandle<u16> {
+    let request = client_from(ip)
+        .post(app.url("/api/v1/orders/draft"))
+        .bearer_auth(token)
+        .json(&json!({"offeringId": offering}));
+    tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+}
+
+async fn first_offering(app: &TestApp) -> Value {
+    app.get("/api/v1/offerings?limit=1")
         .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let probe = busy.get(app.url("/livez")).send().await.unwrap();
-    assert_eq!(probe.status(), 200);
-    // Once the slot is freed, the address is served again.
-    drop(stalled);
-    let (resp, _) = until_status(&app, &busy, 200).await;
-    assert_eq!(resp.status(), 200);
+        .json::<Value>()
+        .await
+        .unwrap()[0]["id"]
+        .clone()
+}
+
+/// Waits until the fake Stripe has been asked for `n` sessions.
+async fn until_stripe_asked(fake: &FakeStripe, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.received().len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "Stripe asked {} times, not {n}",
+            fake.received().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
-async fn logins_in_progress_never_hold_up_the_address_s_reads() {
-    // People behind one address: while its logins are hashing (here, stalled
-    // in their bodies), its reads and drafts go on; its logins wait for each
-    // other.
-    let app = spawn_app_with(|c| {
-        c.server.client_max_in_flight = 1;
-        c.server.client_queue_ms = 300;
+async fn one_address_alone_may_run_every_slot_and_another_gets_the_next_turn() {
+    // Many people behind one address (a school, a NAT): nothing holds them
+    // back while capacity is free.
+    let fake = FakeStripe::start().await;
+    let app = hanging_drafts_app(&fake, 1_500, |c| {
+        c.server.max_in_flight = 12;
+        c.server.queue_timeout_ms = 10_000;
     })
     .await;
-    let office = client_from("127.0.0.7");
-    let stalled = stalled_request(&app, "127.0.0.7", "/api/v1/auth/login").await;
-    // Give the stalled login time to be admitted.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
-    let read = office
+    let token = app.token_of("student@test.com").await;
+    let offering = first_offering(&app).await;
+    let drafts: Vec<_> = (0..12)
+        .map(|_| hanging_draft(&app, "127.0.0.5", &token, &offering))
+        .collect();
+    until_stripe_asked(&fake, 12).await;
+    // Every slot is taken: another address waits for the next free one
+    // rather than being refused.
+    let other = client_from("127.0.0.6");
+    let read = other
         .get(app.url("/api/v1/offerings"))
         .send()
         .await
         .unwrap();
     assert_eq!(read.status(), 200);
-    assert!(
-        started.elapsed() < Duration::from_millis(300),
-        "the read waited"
-    );
-    // A second login of the address waits for the first one's slot: 429.
-    let second = login_from(&app, &office, "student@test.com", "password123").await;
-    assert_eq!(problem(second, 429).await["code"], "RATE_LIMITED");
-    // Once the first login ends, the next one gets its turn.
-    drop(stalled);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let login = login_from(&app, &office, "student@test.com", "password123").await;
-        if login.status() == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "login never got its turn");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    for draft in drafts {
+        assert_eq!(draft.await.unwrap(), 503, "Stripe never answered");
     }
 }
 
 #[tokio::test]
-async fn past_the_server_cap_new_requests_are_shed_with_503() {
-    let app = spawn_app_with(|c| c.server.max_in_flight = 1).await;
-    let stalled = stalled_request(&app, "127.0.0.7", "/api/v1/auth/login").await;
+async fn past_capacity_a_wait_longer_than_allowed_is_503_with_retry_after() {
+    let fake = FakeStripe::start().await;
+    let app = hanging_drafts_app(&fake, 2_000, |c| {
+        c.server.max_in_flight = 1;
+        c.server.queue_timeout_ms = 300;
+    })
+    .await;
+    let token = app.token_of("student@test.com").await;
+    let offering = first_offering(&app).await;
+    let draft = hanging_draft(&app, "127.0.0.7", &token, &offering);
+    until_stripe_asked(&fake, 1).await;
     let other = client_from("127.0.0.8");
-    let (shed, _) = until_status(&app, &other, 503).await;
-    assert_eq!(shed.headers()["retry-after"], "1");
+    let shed = other
+        .get(app.url("/api/v1/offerings"))
+        .send()
+        .await
+        .unwrap();
+    assert!(shed.headers().contains_key("retry-after"));
     assert_eq!(problem(shed, 503).await["code"], "OVERLOADED");
-    // Probes still answer, so a load balancer sees the server alive.
-    assert_eq!(
-        other.get(app.url("/readyz")).send().await.unwrap().status(),
-        200
-    );
-    drop(stalled);
+    // Probes still answer, and the report says the server is shedding.
+    let health = other.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["services"]["load"]["status"], "degraded");
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(draft.await.unwrap(), 503);
     let (resp, _) = until_status(&app, &other, 200).await;
     assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn requests_whose_bodies_never_come_hold_no_slot() {
+    // 32 addresses each open 4 requests and never send their bodies; the
+    // server runs 4 requests at once. Another address's reads still pass.
+    let app = spawn_app_with(|c| c.server.max_in_flight = 4).await;
+    let mut stalled = Vec::new();
+    for i in 0..32 {
+        for _ in 0..4 {
+            let ip = format!("127.0.1.{}", i + 1);
+            stalled.push(stalled_request(&app, &ip, "/api/v1/orders/draft").await);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let honest = client_from("127.0.0.9");
+    for _ in 0..5 {
+        let resp = honest
+            .get(app.url("/api/v1/offerings"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let health: Value = honest
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["services"]["load"]["running"], 0, "{health}");
+    assert!(health["system"]["openConnections"].as_u64().unwrap() >= 128);
+    drop(stalled);
 }
 
 #[tokio::test]
