@@ -130,7 +130,7 @@ pub fn run() -> ExitCode {
         },
         Command::Config => print(&config.to_masked_toml()),
         Command::Migrate => {
-            crate::logging::init(&config.log);
+            let _log = crate::logging::init(&config.log);
             Db::open(&config.database)
                 .map_err(anyhow::Error::from)
                 .and_then(|(_, r)| {
@@ -143,7 +143,7 @@ pub fn run() -> ExitCode {
                 })
         }
         Command::Seed => {
-            crate::logging::init(&config.log);
+            let _log = crate::logging::init(&config.log);
             Db::open(&config.database)
                 .map_err(anyhow::Error::from)
                 .and_then(|(db, _)| {
@@ -187,11 +187,11 @@ pub fn run() -> ExitCode {
                 ))
             }),
         Command::User(UserCommand::Create { email, role, name }) => {
-            crate::logging::init(&config.log);
+            let _log = crate::logging::init(&config.log);
             create_user(&config, &email, role.into(), name)
         }
         Command::Serve => {
-            crate::logging::init(&config.log);
+            let _log = crate::logging::init(&config.log);
             serve(config)
         }
     };
