@@ -6,16 +6,17 @@
 //! connections, so a client trickling its headers a byte at a time keeps a
 //! connection (and a file handle) for ever, and about a thousand of them stop
 //! the server. This loop adds what it lacks:
-//! - **Header read timeout**: a request's headers must have arrived within
-//!   `server.header_timeout_seconds` of the connection being ready for them
-//!   (accepted, or the previous response sent), else the connection is
-//!   closed. hyper's own timer does this; the same timeout closes an idle
-//!   keep-alive connection.
+//! - **Idle and header timeout**: a connection with no request in progress
+//!   and no answer being written for `server.header_timeout_seconds` is
+//!   closed, counted from its accept and from the end of each answer: a
+//!   silent connection, half an HTTP/2 preface, headers trickled a byte at a
+//!   time, an idle HTTP/1.1 keep-alive or HTTP/2 connection alike (hyper's
+//!   own header timer stays as well).
 //! - **Connection cap**: at most `max_connections` open at once. At the cap,
-//!   a new connection makes room by closing the connection that has waited
-//!   longest without a request in progress (a slow header sender, or an idle
-//!   keep-alive); only when every open connection has a request in progress
-//!   does accepting pause until one closes. So a flood of slow connections
+//!   a new connection makes room by closing the connection that has been
+//!   idle longest (a slow header sender, or an idle keep-alive), never one
+//!   with a request in progress or an answer still being written; only when
+//!   every open connection is busy does accepting pause until one closes. So a flood of slow connections
 //!   cannot lock other clients out, and file handles never run out.
 //! - **Graceful shutdown**: on the signal, stop accepting, let requests in
 //!   progress finish within the grace period, then close what is left.
@@ -32,8 +33,10 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -191,7 +194,13 @@ async fn serve_connection(connection: Connection) {
     let remote = RemoteAddr(Addr::SocketAddr(peer));
     let activity = slot.activity.clone();
     let dispatched = Dispatched::default();
-    let io = TokioIo::new(ProblemIo::new(stream, dispatched.clone()));
+    let io = TokioIo::new(ProblemIo::new(
+        WriteWatch {
+            inner: stream,
+            activity: activity.clone(),
+        },
+        dispatched.clone(),
+    ));
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         dispatched.one_more();
         let endpoint = endpoint.clone();
@@ -205,10 +214,12 @@ async fn serve_connection(connection: Connection) {
         let busy = activity.begin();
         async move {
             let response = endpoint.get_response(request).await;
-            drop(busy);
-            Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, std::io::Error>>::from(
-                response,
-            ))
+            // Busy until the body is written out (hyper drops it then), not
+            // just until the handler returned: a connection still sending a
+            // large answer is never taken for idle.
+            let response = hyper::Response::<BoxBody<Bytes, std::io::Error>>::from(response)
+                .map(|body| Sending { body, _busy: busy });
+            Ok::<_, Infallible>(response)
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -222,6 +233,8 @@ async fn serve_connection(connection: Connection) {
         _ = conn.as_mut() => return,
         // Closed to make room for a new connection: dropping it closes it.
         () = slot.evicted.cancelled() => return,
+        // Idle too long: dropping it closes it.
+        () = idle_for(&slot.activity, header_timeout) => return,
         () = stopping.cancelled() => {}
     }
     conn.as_mut().graceful_shutdown();
@@ -231,11 +244,38 @@ async fn serve_connection(connection: Connection) {
     }
 }
 
+/// Resolves once a connection has had no request in progress (nor an
+/// answer being written) for `timeout`: from its accept, through protocol
+/// detection (a silent connection, or one that sent half of HTTP/2's
+/// preface), a request's headers, and between requests of HTTP/1.1
+/// keep-alive and HTTP/2 alike. One timer per connection, re-armed at most
+/// once per `timeout`.
+async fn idle_for(activity: &Activity, timeout: Duration) {
+    let limit = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        let wait = match activity.waiting_since() {
+            Some(since) => {
+                let idle = activity.now_ms().saturating_sub(since);
+                if idle >= limit {
+                    return;
+                }
+                limit - idle
+            }
+            None => limit,
+        };
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+}
+
 /// Whether a connection has requests in progress, and since when it has not.
 #[derive(Debug)]
 struct Activity {
     /// Requests in progress (more than one only with HTTP/2).
     in_progress: AtomicUsize,
+    /// Whether the socket refused the last write (the client is not reading
+    /// as fast as answers are written): busy too, though every handler is
+    /// done and hyper holds the rest of an answer in its buffer.
+    writing: AtomicBool,
     /// When the last request ended, or the connection opened: milliseconds
     /// since the registry's epoch.
     idle_since_ms: AtomicU64,
@@ -255,8 +295,97 @@ impl Activity {
     /// Milliseconds since its epoch that it has waited without a request in
     /// progress since, or `None` when one is in progress.
     fn waiting_since(&self) -> Option<u64> {
-        (self.in_progress.load(Ordering::Acquire) == 0)
+        (self.in_progress.load(Ordering::Acquire) == 0 && !self.writing.load(Ordering::Acquire))
             .then(|| self.idle_since_ms.load(Ordering::Acquire))
+    }
+
+    /// Notes whether a write went through; the end of a stalled write
+    /// restarts the idle clock.
+    fn wrote<T>(&self, result: &Poll<T>) {
+        let stalled = result.is_pending();
+        if self.writing.swap(stalled, Ordering::AcqRel) && !stalled {
+            self.idle_since_ms.store(self.now_ms(), Ordering::Release);
+        }
+    }
+}
+
+/// A response body that keeps its connection busy until hyper is done with
+/// it; its length, and so `Content-Length`, is the body's own.
+struct Sending {
+    body: BoxBody<Bytes, std::io::Error>,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Sending {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The connection's socket, watched for writes the client is too slow to
+/// take (see [`Activity::writing`]).
+struct WriteWatch {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl tokio::io::AsyncRead for WriteWatch {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for WriteWatch {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.activity.wrote(&result);
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.activity.wrote(&result);
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.activity.wrote(&result);
+        result
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -278,7 +407,7 @@ struct Connections {
     gauge: ConnectionGauge,
     epoch: Instant,
     next_id: AtomicU64,
-    open: Mutex<HashMap<u64, Entry>>,
+    open: Mutex<Registry>,
     /// Signalled whenever a connection closes.
     closed: Notify,
 }
@@ -312,12 +441,12 @@ impl Connections {
             gauge,
             epoch: Instant::now(),
             next_id: AtomicU64::new(0),
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(Registry::default()),
             closed: Notify::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         // A panic while holding this lock leaves a map that is still whole.
         self.open
             .lock()
@@ -340,7 +469,7 @@ impl Connections {
             {
                 let mut open = self.lock();
                 if open.len() >= self.max
-                    && let Some(id) = longest_waiting(&open)
+                    && let Some(id) = open.longest_idle()
                     && let Some(entry) = open.remove(&id)
                 {
                     self.gauge.0.fetch_sub(1, Ordering::Relaxed);
@@ -353,6 +482,7 @@ impl Connections {
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                     let activity = Arc::new(Activity {
                         in_progress: AtomicUsize::new(0),
+                        writing: AtomicBool::new(false),
                         idle_since_ms: AtomicU64::new(0),
                         epoch: self.epoch,
                     });
@@ -394,13 +524,53 @@ impl Connections {
     }
 }
 
-/// The open connection that has waited longest without a request in
-/// progress, if any.
-fn longest_waiting(open: &HashMap<u64, Entry>) -> Option<u64> {
-    open.iter()
-        .filter_map(|(id, entry)| Some((entry.activity.waiting_since()?, *id)))
-        .min()
-        .map(|(_, id)| id)
+/// The open connections, in a vector for sampling at random and an index
+/// by id for removal, both O(1).
+#[derive(Default)]
+struct Registry {
+    entries: Vec<(u64, Entry)>,
+    index: HashMap<u64, usize>,
+}
+
+impl Registry {
+    /// Connections looked at to find one to close at the cap; Redis's
+    /// approximated LRU eviction works the same way.
+    const SAMPLES: usize = 32;
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn insert(&mut self, id: u64, entry: Entry) {
+        self.index.insert(id, self.entries.len());
+        self.entries.push((id, entry));
+    }
+
+    fn remove(&mut self, id: &u64) -> Option<Entry> {
+        let at = self.index.remove(id)?;
+        let (_, entry) = self.entries.swap_remove(at);
+        if let Some((moved, _)) = self.entries.get(at) {
+            self.index.insert(*moved, at);
+        }
+        Some(entry)
+    }
+
+    /// The connection idle longest, if any is idle: exactly among a few
+    /// hundred, else among `SAMPLES` taken at random (and all of them when
+    /// no sample is idle), so making room costs the same at any number of
+    /// connections.
+    fn longest_idle(&self) -> Option<u64> {
+        let idle = |(id, entry): &(u64, Entry)| Some((entry.activity.waiting_since()?, *id));
+        let oldest = |candidates: &mut dyn Iterator<Item = &(u64, Entry)>| {
+            candidates.filter_map(idle).min().map(|(_, id)| id)
+        };
+        if self.entries.len() <= Self::SAMPLES * 8 {
+            return oldest(&mut self.entries.iter());
+        }
+        let mut sampled =
+            (0..Self::SAMPLES).map(|_| &self.entries[rand::random_range(0..self.entries.len())]);
+        oldest(&mut sampled).or_else(|| oldest(&mut self.entries.iter()))
+    }
 }
 
 #[cfg(test)]

@@ -261,6 +261,9 @@ async fn idle_keep_alive(app: &TestApp) -> TcpStream {
         assert!(n > 0, "closed before answering");
         answer.extend_from_slice(&buf[..n]);
     }
+    // Sized, not chunked: the answer keeps its length.
+    let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(head.contains("content-length: 15\r\n"), "{head}");
     stream
 }
 
@@ -293,4 +296,101 @@ async fn probes_answer_beside_thousands_of_idle_keep_alive_connections() {
         .unwrap();
     let mut buf = [0u8; 256];
     assert!(last.read(&mut buf).await.unwrap() > 0);
+}
+
+/// Reads until the server closes the connection, or `within` passes;
+/// returns how long that took, or `None` if it stayed open.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let drained = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(within, drained)
+        .await
+        .ok()
+        .map(|()| started.elapsed())
+}
+
+#[tokio::test]
+async fn silent_half_http2_and_idle_http2_connections_are_closed_at_the_header_timeout() {
+    let app = spawn_app_with(|c| c.server.header_timeout_seconds = 1).await;
+    // HTTP/2's connection preface and an empty SETTINGS frame, then nothing.
+    let h2c_idle = [
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+        vec![0, 0, 0, 4, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    for (what, sent) in [
+        ("silent", Vec::new()),
+        ("half a preface", b"PRI".to_vec()),
+        ("idle HTTP/2", h2c_idle),
+    ] {
+        let mut stream = connect(&app).await;
+        stream.write_all(&sent).await.unwrap();
+        let closed = closed_within(&mut stream, Duration::from_secs(8)).await;
+        let after = closed.unwrap_or_else(|| panic!("{what}: still open after 8 s"));
+        assert!(
+            after < Duration::from_secs(4),
+            "{what}: closed after {after:?}"
+        );
+    }
+    assert_eq!(app.get("/livez").await.status(), 200);
+}
+
+#[tokio::test]
+async fn at_the_cap_an_answer_still_being_written_is_never_cut() {
+    let app = spawn_app_with(|c| {
+        c.server.max_connections = 2;
+        c.server.header_timeout_seconds = 60;
+    })
+    .await;
+    // Many pipelined reads whose answers (megabytes) the client does not
+    // read yet: the server is left writing them.
+    let mut reader = connect(&app).await;
+    let expected = 60;
+    let requests = b"GET /openapi.json HTTP/1.1\r\nhost: test\r\n\r\n".repeat(expected);
+    reader.write_all(&requests).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Two newcomers at a cap of two: room is made by closing the idle one,
+    // not the connection still writing answers.
+    let _idle = connect(&app).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let newcomer = tokio::time::timeout(
+        Duration::from_secs(5),
+        reqwest::Client::new().get(app.url("/livez")).send(),
+    )
+    .await
+    .expect("room made for the newcomer")
+    .unwrap();
+    assert_eq!(newcomer.status(), 200);
+    // Every pipelined answer arrives whole.
+    let status_line = b"HTTP/1.1 200 OK";
+    let (mut answers, mut bytes, mut tail) = (0, 0, Vec::new());
+    let mut buf = vec![0u8; 1 << 16];
+    let read_all = async {
+        while answers < expected {
+            let n = reader.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            bytes += n;
+            // The new bytes, after the end of the last read (a status line
+            // may straddle two reads).
+            tail.extend_from_slice(&buf[..n]);
+            answers += tail
+                .windows(status_line.len())
+                .filter(|w| w == status_line)
+                .count();
+            let keep = tail.len().saturating_sub(status_line.len() - 1);
+            tail.drain(..keep);
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(30), read_all).await;
+    assert_eq!(answers, expected, "received {bytes} bytes");
 }
