@@ -8,9 +8,19 @@
 //
 // Env: BASE_URL (default http://127.0.0.1:3002); PROFILE = ci (about a
 // minute), quick (the full stages compressed twelvefold, 2 minutes), full
-// (the original's 24 minutes) or scale (VUS users, default 1000: a minute's
-// ramp, three minutes' hold; beyond what the original asked, to see where one
-// machine and one address end); SUMMARY_JSON, a path for the JSON summary.
+// (the original's 24 minutes), scale (VUS users, default 1000: a minute's
+// ramp, three minutes' hold) or climb (100, 500, 1,000, 2,000, 3,000 and
+// 5,000 users, each reached in CLIMB_RAMP, default 30s, and held CLIMB_HOLD,
+// default 1m); SUMMARY_JSON, a path for the JSON summary.
+//
+// scale and climb go beyond what the original asked, to see where one
+// machine and one address end: a load balancer polls GET /api/v1/healthz
+// and GET /livez twice a second each beside the users (the probes' latency
+// is reported per probe, /healthz within 3x of /livez is judged), and a
+// sign-in the cores cannot hash in time gets 503 with Retry-After (counted
+// as shed, not failed: the machine's limit, said honestly). Every other
+// request must succeed; latency bounds are the issue's (p95 under 3 s for
+// all, under 1 s outside sign-in).
 
 import http from 'k6/http';
 import { check, fail, sleep } from 'k6';
@@ -37,6 +47,10 @@ const STAGES = {
     { duration: '3m', target: Number(__ENV.VUS || 1000) },
     { duration: '10s', target: 0 },
   ],
+  climb: [100, 500, 1000, 2000, 3000, 5000].flatMap((target) => [
+    { duration: __ENV.CLIMB_RAMP || '30s', target },
+    { duration: __ENV.CLIMB_HOLD || '1m', target },
+  ]).concat([{ duration: '10s', target: 0 }]),
   ci: [
     { duration: '10s', target: 20 },
     { duration: '20s', target: 100 },
@@ -60,6 +74,10 @@ const N = {
   orders: 'GET /api/v1/orders',
 };
 const NON_LOGIN = [N.list, N.detail, N.draft, N.webhook, N.orders];
+const PROBES = { healthz: 'GET /api/v1/healthz (probe)', livez: 'GET /livez (probe)' };
+// Beyond the original: probes beside the users, sign-ins past the cores'
+// hashing capacity shed with 503.
+const AT_SCALE = PROFILE === 'scale' || PROFILE === 'climb';
 
 // LATENCY_GATES=off (what CI sets): latency is reported per endpoint but
 // decides nothing, since a shared CI machine's timing is noise; the run still
@@ -68,25 +86,54 @@ const LATENCY_GATES = (__ENV.LATENCY_GATES || 'on') !== 'off';
 const bound = (expression) => [LATENCY_GATES ? expression : 'p(95)>=0'];
 
 const thresholds = {
-  // The original's.
-  http_req_duration: bound('p(95)<500'),
+  // The original's (at scale: the issue's 3 s).
+  http_req_duration: bound(AT_SCALE ? 'p(95)<3000' : 'p(95)<500'),
   http_req_failed: ['rate<0.005'],
   errors: ['rate<0.001'],
   // Ours: honest traffic from one address is never throttled, nothing breaks.
   rate_limited: ['count==0'],
   server_errors: ['count==0'],
   // Login is bound by Argon2id: it keeps only the original's bound.
-  [`http_req_duration{name:${N.login}}`]: bound('p(95)<500'),
+  [`http_req_duration{name:${N.login}}`]: bound(AT_SCALE ? 'p(95)<3000' : 'p(95)<500'),
 };
 // 5 ms is the bound for a release build; CI runs the debug build, which is
-// several times slower per request, and sets NON_LOGIN_P95_MS looser.
-const NON_LOGIN_P95_MS = Number(__ENV.NON_LOGIN_P95_MS || 5);
+// several times slower per request, and sets NON_LOGIN_P95_MS looser. At
+// scale the bound is a second.
+const NON_LOGIN_P95_MS = Number(__ENV.NON_LOGIN_P95_MS || (AT_SCALE ? 1000 : 5));
 for (const name of NON_LOGIN) {
   thresholds[`http_req_duration{name:${name}}`] = bound(`p(95)<${NON_LOGIN_P95_MS}`);
 }
+if (AT_SCALE) {
+  for (const name of Object.values(PROBES)) {
+    thresholds[`http_req_duration{name:${name}}`] = bound(`p(95)<${NON_LOGIN_P95_MS}`);
+  }
+}
+
+const stagesSeconds = STAGES[PROFILE].reduce((sum, stage) => sum + seconds(stage.duration), 0);
+
+function seconds(duration) {
+  const m = String(duration).match(/^(\d+)(s|m)$/);
+  if (!m) throw new Error(`durations are written like 30s or 2m, not ${duration}`);
+  return Number(m[1]) * (m[2] === 'm' ? 60 : 1);
+}
 
 export const options = {
-  stages: STAGES[PROFILE],
+  scenarios: {
+    users: { executor: 'ramping-vus', startVUs: 0, stages: STAGES[PROFILE], exec: 'users' },
+    ...(AT_SCALE
+      ? {
+          probes: {
+            executor: 'constant-arrival-rate',
+            rate: 2,
+            timeUnit: '1s',
+            duration: `${stagesSeconds}s`,
+            preAllocatedVUs: 4,
+            maxVUs: 40,
+            exec: 'probe',
+          },
+        }
+      : {}),
+  },
   thresholds,
   summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max', 'count'],
 };
@@ -95,6 +142,9 @@ export const options = {
 const errors = new Rate('errors');
 const rateLimited = new Counter('rate_limited');
 const serverErrors = new Counter('server_errors');
+// At scale: sign-ins refused with 503 because the cores cannot hash them in
+// time (the machine's limit, not a failure).
+const shed = new Counter('shed');
 
 // The original's load script logged in with these.
 const ACCOUNTS = [
@@ -140,9 +190,11 @@ function body(res) {
 }
 
 // Counts what every response says about the server, whatever the scenario.
-function observe(res) {
+function observe(res, sheddable) {
+  const isShed = !!sheddable && res.status === 503;
   rateLimited.add(res.status === 429 ? 1 : 0);
-  serverErrors.add(res.status >= 500 ? 1 : 0);
+  serverErrors.add(res.status >= 500 && !isShed ? 1 : 0);
+  shed.add(isShed ? 1 : 0);
   return res;
 }
 
@@ -165,9 +217,15 @@ function login() {
     http.post(`${API}/auth/login`, JSON.stringify({ email, password }), {
       headers: JSON_HEADERS,
       tags: { name: N.login },
+      ...(AT_SCALE ? { responseCallback: http.expectedStatuses(200, 503) } : {}),
     }),
+    AT_SCALE,
   );
   const data = body(res);
+  if (AT_SCALE && res.status === 503) {
+    verify(res, N.login, { '503 at capacity says when to retry': (r) => !!r.headers['Retry-After'] });
+    return false;
+  }
   const ok = verify(res, N.login, {
     '200 with accessToken': (r) => r.status === 200 && !!data && typeof data.accessToken === 'string',
   });
@@ -296,7 +354,7 @@ export function setup() {
 }
 
 // One iteration: one scenario drawn by weight, then 1-3 s of think time.
-export default function () {
+export function users() {
   let r = Math.random() * TOTAL_WEIGHT;
   for (const [weight, scenario] of SCENARIOS) {
     r -= weight;
@@ -306,6 +364,20 @@ export default function () {
     }
   }
   sleep(1 + Math.random() * 2);
+}
+
+export default users;
+
+// A load balancer's health checks: the full report and the liveness probe,
+// one after the other, so their latencies compare under the same load.
+export function probe() {
+  for (const [name, url] of [
+    [PROBES.healthz, `${API}/healthz`],
+    [PROBES.livez, `${BASE_URL}/livez`],
+  ]) {
+    const res = observe(http.get(url, { tags: { name } }));
+    verify(res, name, { '200': (r) => r.status === 200 });
+  }
 }
 
 // ---- end-of-test summary ------------------------------------------------
@@ -369,10 +441,18 @@ function textSummary(data) {
     lines.push(`  ${pad(label, 40)}${cells.map((c) => pad(c, 9, true)).join('')}`);
   };
   row('all requests', metrics.http_req_duration);
-  for (const name of [N.list, N.detail, N.login, N.draft, N.webhook, N.orders]) {
+  for (const name of [N.list, N.detail, N.login, N.draft, N.webhook, N.orders, PROBES.healthz, PROBES.livez]) {
     row(name, metrics[`http_req_duration{name:${name}}`]);
   }
   lines.push('');
+  const probeRatio = healthzOverLivez(metrics);
+  if (probeRatio !== null) {
+    if (probeRatio.fail) failed += 1;
+    lines.push(
+      `  ${probeRatio.fail ? 'FAIL' : 'PASS'}  /healthz p95 within 3x of /livez p95 (or within 5 ms of it): ${probeRatio.text}`,
+    );
+    lines.push('');
+  }
 
   const reqs = metrics.http_reqs ? metrics.http_reqs.values : { count: 0, rate: 0 };
   const failedReqs = metrics.http_req_failed ? metrics.http_req_failed.values : { passes: 0, fails: 0, rate: 0 };
@@ -384,6 +464,7 @@ function textSummary(data) {
   );
   lines.push(`  rate_limited     ${count('rate_limited')} responses 429`);
   lines.push(`  server_errors    ${count('server_errors')} responses 5xx`);
+  if (AT_SCALE) lines.push(`  shed             ${count('shed')} sign-ins answered 503 + Retry-After (hashing at capacity)`);
   if (metrics.errors) lines.push(`  errors           ${(100 * metrics.errors.values.rate).toFixed(2)}% of checks failed`);
   lines.push(`  iterations       ${count('iterations')}`);
   if (metrics.vus_max) lines.push(`  vus_max          ${metrics.vus_max.values.max}`);
@@ -397,6 +478,20 @@ function textSummary(data) {
   lines.push(failed === 0 ? 'K6 PASS: every threshold held' : `K6 FAIL: ${failed} threshold(s) crossed`);
   lines.push('');
   return lines.join('\n');
+}
+
+// The probes' p95s side by side; below 5 ms apart both are noise.
+function healthzOverLivez(metrics) {
+  const h = metrics[`http_req_duration{name:${PROBES.healthz}}`];
+  const l = metrics[`http_req_duration{name:${PROBES.livez}}`];
+  if (!h || !l || !h.values.count || !l.values.count) return null;
+  const hp = h.values['p(95)'];
+  const lp = l.values['p(95)'];
+  const ratio = lp > 0 ? hp / lp : 1;
+  return {
+    fail: LATENCY_GATES && ratio > 3 && hp - lp > 5,
+    text: `${ms(hp)} vs ${ms(lp)} (${ratio.toFixed(2)}x)`,
+  };
 }
 
 export function handleSummary(data) {

@@ -279,7 +279,7 @@ impl Default for AuthConfig {
             argon2_iterations: 2,
             argon2_parallelism: 1,
             hash_concurrency: 0,
-            hash_queue_timeout_ms: 1_000,
+            hash_queue_timeout_ms: 2_000,
             jwt_secret: Secret::default(),
             jwt_issuer: "wemaster".into(),
             jwt_audience: "wemaster-api".into(),
