@@ -25,6 +25,7 @@
 import http from 'k6/http';
 import { check, fail, sleep } from 'k6';
 import { Counter, Rate } from 'k6/metrics';
+import exec from 'k6/execution';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:3002').replace(/\/+$/, '');
 const API = `${BASE_URL}/api/v1`;
@@ -107,6 +108,45 @@ if (AT_SCALE) {
   for (const name of Object.values(PROBES)) {
     thresholds[`http_req_duration{name:${name}}`] = bound(`p(95)<${NON_LOGIN_P95_MS}`);
   }
+  // Figures per number of users (the stages that hold it), reported only.
+  for (const level of holdLevels()) {
+    thresholds[`http_reqs{level:${level}}`] = ['count>=0'];
+    thresholds[`http_req_duration{level:${level}}`] = ['p(95)>=0'];
+    thresholds[`http_req_duration{level:${level},kind:other}`] = ['p(95)>=0'];
+    thresholds[`http_req_duration{level:${level},kind:signin}`] = ['p(95)>=0'];
+    for (const name of Object.values(PROBES)) {
+      thresholds[`http_req_duration{level:${level},name:${name}}`] = ['p(95)>=0'];
+    }
+    thresholds[`shed{level:${level}}`] = ['count>=0'];
+    thresholds[`server_errors{level:${level}}`] = ['count>=0'];
+    thresholds[`rate_limited{level:${level}}`] = ['count>=0'];
+  }
+}
+
+// The user counts a profile holds: a stage whose target is the previous
+// stage's holds it.
+function holdLevels() {
+  const levels = [];
+  STAGES[PROFILE].forEach((stage, i) => {
+    if (i > 0 && STAGES[PROFILE][i - 1].target === stage.target && stage.target > 0) levels.push(stage.target);
+  });
+  return levels;
+}
+
+// Tags what this virtual user sends from now on with the number of users
+// the current stage holds ('ramp' while the number changes).
+function tagLevel() {
+  const elapsed = (Date.now() - exec.scenario.startTime) / 1000;
+  let end = 0;
+  let level = 'ramp';
+  STAGES[PROFILE].forEach((stage, i) => {
+    const start = end;
+    end += seconds(stage.duration);
+    const holds = i > 0 && STAGES[PROFILE][i - 1].target === stage.target;
+    if (elapsed >= start && elapsed < end && holds) level = String(stage.target);
+  });
+  exec.vu.tags.level = level;
+  exec.vu.tags.kind = 'other';
 }
 
 const stagesSeconds = STAGES[PROFILE].reduce((sum, stage) => sum + seconds(stage.duration), 0);
@@ -216,7 +256,7 @@ function login() {
   const res = observe(
     http.post(`${API}/auth/login`, JSON.stringify({ email, password }), {
       headers: JSON_HEADERS,
-      tags: { name: N.login },
+      tags: { name: N.login, kind: 'signin' },
       ...(AT_SCALE ? { responseCallback: http.expectedStatuses(200, 503) } : {}),
     }),
     AT_SCALE,
@@ -355,6 +395,7 @@ export function setup() {
 
 // One iteration: one scenario drawn by weight, then 1-3 s of think time.
 export function users() {
+  if (AT_SCALE) tagLevel();
   let r = Math.random() * TOTAL_WEIGHT;
   for (const [weight, scenario] of SCENARIOS) {
     r -= weight;
@@ -371,6 +412,7 @@ export default users;
 // A load balancer's health checks: the full report and the liveness probe,
 // one after the other, so their latencies compare under the same load.
 export function probe() {
+  tagLevel();
   for (const [name, url] of [
     [PROBES.healthz, `${API}/healthz`],
     [PROBES.livez, `${BASE_URL}/livez`],
@@ -421,7 +463,8 @@ function textSummary(data) {
 
   lines.push('THRESHOLDS');
   let failed = 0;
-  for (const name of Object.keys(metrics).sort()) {
+  // The per-level sub-metrics only report (table below).
+  for (const name of Object.keys(metrics).sort().filter((n) => !n.includes('level:'))) {
     const metric = metrics[name];
     for (const [expr, result] of Object.entries(metric.thresholds || {})) {
       if (!result.ok) failed += 1;
@@ -445,6 +488,39 @@ function textSummary(data) {
     row(name, metrics[`http_req_duration{name:${name}}`]);
   }
   lines.push('');
+  if (AT_SCALE) {
+    lines.push('PER NUMBER OF USERS (while held)');
+    lines.push(
+      `  ${pad('users', 6)}${['requests', 'req/s', 'p95 all', 'p95 other', 'p95 login', 'healthz', 'livez', 'shed', '429', '5xx']
+        .map((h) => pad(h, 10, true))
+        .join('')}`,
+    );
+    const hold = seconds(__ENV.CLIMB_HOLD || '1m');
+    for (const level of holdLevels()) {
+      const m = (key) => metrics[key];
+      const p95 = (key) => (m(key) && m(key).values.count ? ms(m(key).values['p(95)']) : '-');
+      const n = (key) => (m(key) ? m(key).values.count : 0);
+      const count = n(`http_reqs{level:${level}}`);
+      const seconds_ = PROFILE === 'climb' ? hold : seconds('3m');
+      lines.push(
+        `  ${pad(level, 6)}${[
+          count,
+          (count / seconds_).toFixed(0),
+          p95(`http_req_duration{level:${level}}`),
+          p95(`http_req_duration{level:${level},kind:other}`),
+          p95(`http_req_duration{level:${level},kind:signin}`),
+          p95(`http_req_duration{level:${level},name:${PROBES.healthz}}`),
+          p95(`http_req_duration{level:${level},name:${PROBES.livez}}`),
+          n(`shed{level:${level}}`),
+          n(`rate_limited{level:${level}}`),
+          n(`server_errors{level:${level}}`),
+        ]
+          .map((c) => pad(c, 10, true))
+          .join('')}`,
+      );
+    }
+    lines.push('');
+  }
   const probeRatio = healthzOverLivez(metrics);
   if (probeRatio !== null) {
     if (probeRatio.fail) failed += 1;
