@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Figures for README "Running beyond one machine", on the release server
+"""Figures for docs/replication.md, on the release server
 (not run in CI; about 8 minutes on 2 cores):
 
 1. write throughput: order drafts per second with wrk (2 threads, 64

@@ -421,7 +421,7 @@ pub struct PaymentsConfig {
 }
 
 /// The dev provider's webhook secret when none is configured: public (it is
-/// in this file and the README), so the stripe provider refuses it.
+/// in this file and docs/payments.md), so the stripe provider refuses it.
 pub const DEV_WEBHOOK_SECRET: &str = "whsec_dev_only_change_me";
 
 impl Default for PaymentsConfig {

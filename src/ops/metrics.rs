@@ -1,6 +1,6 @@
 //! Prometheus metrics through the `metrics` facade and
 //! metrics-exporter-prometheus. Names and what they mean are listed in the
-//! README; route labels are templates, so cardinality stays bounded.
+//! docs/monitoring.md; route labels are templates, so cardinality stays bounded.
 
 use std::sync::OnceLock;
 
