@@ -223,6 +223,7 @@ impl Application {
         };
         let limits = crate::server::ConnectionLimits {
             header_timeout: Duration::from_secs(server.header_timeout_seconds),
+            keepalive_timeout: Duration::from_secs(server.keepalive_timeout_seconds),
             max_connections,
         };
         tracing::debug!(max_connections, "connection cap");

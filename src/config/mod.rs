@@ -57,10 +57,16 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// A request still running after this long is answered 503.
     pub request_timeout_ms: u64,
-    /// A request's headers must arrive within this long of the connection
-    /// being ready for them (accepted, or the previous response sent), else
-    /// the connection is closed; so is a keep-alive connection idle this long.
+    /// A request's headers must arrive within this long of the connection's
+    /// accept, or of their first byte on a kept-alive connection, else the
+    /// connection is closed.
     pub header_timeout_seconds: u64,
+    /// A connection that has been answered may wait this long for its next
+    /// request. Longer than a load balancer's idle timeout (60 s at AWS's
+    /// and nginx's upstream default), so the balancer, never the server,
+    /// closes an idle pooled connection: a request it sends on a connection
+    /// the server closed at the same moment fails.
+    pub keepalive_timeout_seconds: u64,
     /// A request's whole body must arrive within this long of its headers,
     /// else it gets 408.
     pub body_timeout_seconds: u64,
@@ -124,6 +130,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 30_000,
             header_timeout_seconds: 10,
+            keepalive_timeout_seconds: 75,
             body_timeout_seconds: 10,
             max_connections: 0,
             cors_origins: Vec::new(),
@@ -639,7 +646,7 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 30] = [
+        let checks: [(&str, bool, &str); 31] = [
             (
                 "health.replication_degraded_seconds",
                 self.health.replication_degraded_seconds >= 1,
@@ -664,6 +671,11 @@ impl Config {
             (
                 "server.header_timeout_seconds",
                 (1..=3_600).contains(&self.server.header_timeout_seconds),
+                "must be between 1 and 3600",
+            ),
+            (
+                "server.keepalive_timeout_seconds",
+                (1..=3_600).contains(&self.server.keepalive_timeout_seconds),
                 "must be between 1 and 3600",
             ),
             (

@@ -6,12 +6,16 @@
 //! connections, so a client trickling its headers a byte at a time keeps a
 //! connection (and a file handle) for ever, and about a thousand of them stop
 //! the server. This loop adds what it lacks:
-//! - **Idle and header timeout**: a connection with no request in progress
-//!   and no answer being written for `server.header_timeout_seconds` is
-//!   closed, counted from its accept and from the end of each answer: a
-//!   silent connection, half an HTTP/2 preface, headers trickled a byte at a
-//!   time, an idle HTTP/1.1 keep-alive or HTTP/2 connection alike (hyper's
-//!   own header timer stays as well).
+//! - **Header and keep-alive timeouts**: a connection with no request in
+//!   progress and no answer being written is closed after
+//!   `server.header_timeout_seconds` counted from its accept, or from the
+//!   first byte of a next request that does not complete (a silent
+//!   connection, half an HTTP/2 preface, headers trickled a byte at a time),
+//!   and after `server.keepalive_timeout_seconds` of silence once it has
+//!   been answered (an idle HTTP/1.1 keep-alive or HTTP/2 connection, which
+//!   a load balancer's pool keeps for its own idle timeout). Bytes that are
+//!   not a request count as one on its way: an HTTP/2 connection that goes
+//!   on sending control frames without requests has the header timeout.
 //! - **Connection cap**: at most `max_connections` open at once. At the cap,
 //!   a new connection makes room by closing the connection that has been
 //!   idle longest (a slow header sender, or an idle keep-alive), never one
@@ -56,8 +60,10 @@ use self::parse_errors::{Dispatched, ProblemIo};
 /// What the loop enforces on connections.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// Time allowed for a request's headers (and an idle keep-alive).
+    /// Time allowed for a request's headers.
     pub header_timeout: Duration,
+    /// Time an answered connection may wait for its next request.
+    pub keepalive_timeout: Duration,
     /// Most connections open at once.
     pub max_connections: usize,
 }
@@ -144,7 +150,7 @@ pub async fn serve(
             local: local.clone(),
             peer,
             endpoint: endpoint.clone(),
-            header_timeout: limits.header_timeout,
+            limits,
             slot,
             stopping: stopping.clone(),
             stop_now: stop_now.clone(),
@@ -172,7 +178,7 @@ struct Connection {
     local: LocalAddr,
     peer: SocketAddr,
     endpoint: Arc<BoxEndpoint<'static>>,
-    header_timeout: Duration,
+    limits: ConnectionLimits,
     slot: Slot,
     /// Cancelled when the server begins to shut down.
     stopping: CancellationToken,
@@ -186,7 +192,7 @@ async fn serve_connection(connection: Connection) {
         local,
         peer,
         endpoint,
-        header_timeout,
+        limits,
         slot,
         stopping,
         stop_now,
@@ -222,11 +228,14 @@ async fn serve_connection(connection: Connection) {
             Ok::<_, Infallible>(response)
         }
     });
+    // hyper's header timer starts as soon as it waits for a request, idle
+    // keep-alive included, so it is the longer of the two and `idle_for`
+    // keeps the header timeout from the first byte.
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(limits.header_timeout.max(limits.keepalive_timeout));
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     tokio::select! {
@@ -234,7 +243,7 @@ async fn serve_connection(connection: Connection) {
         // Closed to make room for a new connection: dropping it closes it.
         () = slot.evicted.cancelled() => return,
         // Idle too long: dropping it closes it.
-        () = idle_for(&slot.activity, header_timeout) => return,
+        () = idle_for(&slot.activity, limits) => return,
         () = stopping.cancelled() => {}
     }
     conn.as_mut().graceful_shutdown();
@@ -244,24 +253,33 @@ async fn serve_connection(connection: Connection) {
     }
 }
 
-/// Resolves once a connection has had no request in progress (nor an
-/// answer being written) for `timeout`: from its accept, through protocol
-/// detection (a silent connection, or one that sent half of HTTP/2's
-/// preface), a request's headers, and between requests of HTTP/1.1
-/// keep-alive and HTTP/2 alike. One timer per connection, re-armed at most
-/// once per `timeout`.
-async fn idle_for(activity: &Activity, timeout: Duration) {
-    let limit = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+/// Resolves once a connection with no request in progress (nor an answer
+/// being written) has waited too long: the header timeout from its accept
+/// (through protocol detection: a silent connection, or one that sent half
+/// of HTTP/2's preface) or from the first byte of a request that has not
+/// arrived whole; the keep-alive timeout of silence once it has been
+/// answered, HTTP/1.1 and HTTP/2 alike. One timer per connection, re-armed
+/// at most once per timeout.
+async fn idle_for(activity: &Activity, limits: ConnectionLimits) {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let (header, keepalive) = (ms(limits.header_timeout), ms(limits.keepalive_timeout));
     loop {
         let wait = match activity.waiting_since() {
             Some(since) => {
-                let idle = activity.now_ms().saturating_sub(since);
-                if idle >= limit {
+                let deadline = match activity.heard_since() {
+                    Some(heard) => heard.saturating_add(header),
+                    None if activity.answered.load(Ordering::Acquire) => {
+                        since.saturating_add(keepalive)
+                    }
+                    None => since.saturating_add(header),
+                };
+                let now = activity.now_ms();
+                if now >= deadline {
                     return;
                 }
-                limit - idle
+                deadline - now
             }
-            None => limit,
+            None => header.min(keepalive),
         };
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
@@ -279,10 +297,33 @@ struct Activity {
     /// When the last request ended, or the connection opened: milliseconds
     /// since the registry's epoch.
     idle_since_ms: AtomicU64,
+    /// When the first byte arrived since then ([`Activity::NOTHING_HEARD`]
+    /// while silent): a request on its way has the header timeout to arrive.
+    heard_since_ms: AtomicU64,
+    /// Whether a request has been answered: from then on, silence between
+    /// requests is keep-alive.
+    answered: AtomicBool,
     epoch: Instant,
 }
 
 impl Activity {
+    const NOTHING_HEARD: u64 = u64::MAX;
+
+    fn new(epoch: Instant) -> Self {
+        let activity = Self {
+            in_progress: AtomicUsize::new(0),
+            writing: AtomicBool::new(false),
+            idle_since_ms: AtomicU64::new(0),
+            heard_since_ms: AtomicU64::new(Self::NOTHING_HEARD),
+            answered: AtomicBool::new(false),
+            epoch,
+        };
+        activity
+            .idle_since_ms
+            .store(activity.now_ms(), Ordering::Release);
+        activity
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -297,6 +338,26 @@ impl Activity {
     fn waiting_since(&self) -> Option<u64> {
         (self.in_progress.load(Ordering::Acquire) == 0 && !self.writing.load(Ordering::Acquire))
             .then(|| self.idle_since_ms.load(Ordering::Acquire))
+    }
+
+    /// Since when bytes of a next request have been arriving, if any have
+    /// since the connection last became idle.
+    fn heard_since(&self) -> Option<u64> {
+        let heard = self.heard_since_ms.load(Ordering::Acquire);
+        (heard != Self::NOTHING_HEARD).then_some(heard)
+    }
+
+    /// Notes bytes read off the socket: the first while idle starts the
+    /// header timeout.
+    fn heard(&self) {
+        if self.in_progress.load(Ordering::Acquire) == 0 {
+            let _ = self.heard_since_ms.compare_exchange(
+                Self::NOTHING_HEARD,
+                self.now_ms(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
     }
 
     /// Notes whether a write went through; the end of a stalled write
@@ -337,7 +398,8 @@ impl hyper::body::Body for Sending {
 }
 
 /// The connection's socket, watched for writes the client is too slow to
-/// take (see [`Activity::writing`]).
+/// take (see [`Activity::writing`]) and for the first bytes of a request
+/// (see [`Activity::heard`]).
 struct WriteWatch {
     inner: TcpStream,
     activity: Arc<Activity>,
@@ -349,7 +411,12 @@ impl tokio::io::AsyncRead for WriteWatch {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.heard();
+        }
+        result
     }
 }
 
@@ -394,10 +461,15 @@ struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0
+        let activity = &self.0;
+        activity
             .idle_since_ms
-            .store(self.0.now_ms(), Ordering::Release);
-        self.0.in_progress.fetch_sub(1, Ordering::AcqRel);
+            .store(activity.now_ms(), Ordering::Release);
+        activity
+            .heard_since_ms
+            .store(Activity::NOTHING_HEARD, Ordering::Release);
+        activity.answered.store(true, Ordering::Release);
+        activity.in_progress.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -480,15 +552,7 @@ impl Connections {
                 }
                 if open.len() < self.max {
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let activity = Arc::new(Activity {
-                        in_progress: AtomicUsize::new(0),
-                        writing: AtomicBool::new(false),
-                        idle_since_ms: AtomicU64::new(0),
-                        epoch: self.epoch,
-                    });
-                    activity
-                        .idle_since_ms
-                        .store(activity.now_ms(), Ordering::Release);
+                    let activity = Arc::new(Activity::new(self.epoch));
                     let evict = CancellationToken::new();
                     open.insert(
                         id,

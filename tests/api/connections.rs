@@ -394,3 +394,40 @@ async fn at_the_cap_an_answer_still_being_written_is_never_cut() {
     let _ = tokio::time::timeout(Duration::from_secs(30), read_all).await;
     assert_eq!(answers, expected, "received {bytes} bytes");
 }
+
+#[tokio::test]
+async fn an_answered_connection_waits_the_keep_alive_timeout_and_a_started_request_the_header_timeout()
+ {
+    let app = spawn_app_with(|c| {
+        c.server.header_timeout_seconds = 1;
+        c.server.keepalive_timeout_seconds = 60;
+    })
+    .await;
+    // Idle past the header timeout, as a load balancer's pooled connection
+    // is: its next request is still answered.
+    let mut pooled = idle_keep_alive(&app).await;
+    assert!(
+        closed_within(&mut pooled, Duration::from_millis(2_500))
+            .await
+            .is_none(),
+        "an answered keep-alive connection was closed at the header timeout"
+    );
+    pooled
+        .write_all(b"GET /livez HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = pooled.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // On an answered connection, a next request that starts and stalls has
+    // the header timeout, not the keep-alive timeout.
+    let mut stalled = idle_keep_alive(&app).await;
+    stalled.write_all(b"GET /livez HTT").await.unwrap();
+    let closed = closed_within(&mut stalled, Duration::from_secs(8)).await;
+    let after = closed.expect("a stalled request on a kept-alive connection stayed open");
+    assert!(after < Duration::from_secs(4), "closed after {after:?}");
+}
