@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Replays the attacks of issue 14 against a real server binary and prints the
+"""Replays the hardening attacks against a real server binary and prints the
 figures that show they no longer work:
 
 1. a flood of made-up HTTP methods and paths: RSS and the number of metric

@@ -1,4 +1,4 @@
-//! The thresholds: the original's, ours (issue 8's targets) and smoke's loose
+//! The thresholds: the original's, ours (stricter targets) and smoke's loose
 //! ones, each judged PASS or FAIL against the figures, and whether it decides
 //! the run's verdict in this profile.
 

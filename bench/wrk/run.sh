@@ -6,10 +6,16 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${BIN:-$HERE/../../target/release/wemaster}
 D=$(mktemp -d); cd $D
-start() { env "$@" WEMASTER_LOG__LEVEL=warn WEMASTER_SERVER__ADDR=127.0.0.1:3111 $BIN >/dev/null 2>&1 & PID=$!; until curl -sf localhost:3111/readyz >/dev/null; do sleep 0.05; done; }
+start() {
+  env "$@" WEMASTER_LOG__LEVEL=warn WEMASTER_SERVER__ADDR=127.0.0.1:3111 $BIN >server.log 2>&1 & PID=$!
+  until curl -sf localhost:3111/readyz >/dev/null; do
+    kill -0 $PID 2>/dev/null || { echo "the server did not start:"; cat server.log; exit 1; }
+    sleep 0.05
+  done
+}
 stop() { kill $PID; wait $PID 2>/dev/null; }
 w() { wrk -t2 -c64 -d8s --latency "$@" | awk '/Requests\/sec/{r=$2} /99%/{p=$2} END{printf "%s rps, p99 %s", r, p}'; }
-echo "== issue 4 (limits off)"
+echo "== reads (limits off)"
 start WEMASTER_RATE_LIMIT__ENABLED=false
 curl -s localhost:3111/api/v1/offerings >/dev/null; curl -s localhost:3111/api/v1/offerings/python-for-absolute-beginners > /dev/null
 echo "livez:           $(w http://127.0.0.1:3111/livez)"
@@ -33,20 +39,20 @@ wrk.body = '{"email":"student@test.com","password":"password123"}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 echo "logins:          $(w -s login.lua http://127.0.0.1:3111/api/v1/auth/login)"
-echo "== issue 5"
+echo "== writes"
 echo "order drafts:    $(w -s draft.lua http://127.0.0.1:3111/api/v1/orders/draft)"
 python3 $HERE/webhooks.py > hooks.lua
 echo "webhooks (unique events): $(w -s hooks.lua http://127.0.0.1:3111/api/v1/payments/webhooks/stripe)"
 echo "livez beside:    $(w http://127.0.0.1:3111/livez)"
 stop
-echo "== issue 6: limiter cost on the cached list"
+echo "== limiter cost on the cached list"
 start WEMASTER_RATE_LIMIT__ENABLED=false
 echo "limits off: $(w http://127.0.0.1:3111/api/v1/offerings)"
 stop
-start WEMASTER_RATE_LIMIT__PUBLIC__BURST=1000000000 WEMASTER_RATE_LIMIT__PUBLIC__PER_MINUTE=4000000000
+start
 echo "limits on:  $(w http://127.0.0.1:3111/api/v1/offerings)"
 stop
-echo "== issue 7: metrics cost on the cached list (limits off)"
+echo "== metrics cost on the cached list (limits off)"
 start WEMASTER_RATE_LIMIT__ENABLED=false WEMASTER_METRICS__ENABLED=false
 echo "metrics off: $(w http://127.0.0.1:3111/api/v1/offerings)"
 stop

@@ -93,7 +93,7 @@ fn zero_pool_size_is_refused_by_name() {
 /// A configuration file, environment variables, and what the error line must say.
 type Mistake<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
 
-/// Each mistake of issue 15, through the real binary: exit 2 and one line
+/// Each mistake a newcomer made, through the real binary: exit 2 and one line
 /// naming the key (or the variable), the value and what is allowed.
 #[test]
 fn every_invalid_value_is_explained_in_one_line() {

@@ -9,7 +9,7 @@ use super::stuffing::Stuffing;
 use crate::verdict::{Check, Status};
 
 /// c: the honest client's p95 under the flood, at most this many times its
-/// p95 without it (issue 13).
+/// p95 without it.
 pub const P95_RATIO_MAX: f64 = 3.0;
 /// a: how far a lockout's end, as the client sees it, may be from the
 /// configured time, besides the 50 ms between tries.

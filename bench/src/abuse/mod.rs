@@ -1,4 +1,4 @@
-//! The abuse profile (issue 13): three attacks against the server with its
+//! The abuse profile: three attacks against the server with its
 //! shipped limits, each measured from the outside, in one run.
 //!
 //! - a: password guessing on one account from many addresses ([`lockout`]);
