@@ -259,7 +259,7 @@ async fn serve_connection(connection: Connection) {
 /// of HTTP/2's preface) or from the first byte of a request that has not
 /// arrived whole; the keep-alive timeout of silence once it has been
 /// answered, HTTP/1.1 and HTTP/2 alike. One timer per connection, re-armed
-/// at most once per timeout.
+/// at most once per timeout and once per request.
 async fn idle_for(activity: &Activity, limits: ConnectionLimits) {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let (header, keepalive) = (ms(limits.header_timeout), ms(limits.keepalive_timeout));
@@ -281,7 +281,11 @@ async fn idle_for(activity: &Activity, limits: ConnectionLimits) {
             }
             None => header.min(keepalive),
         };
-        tokio::time::sleep(Duration::from_millis(wait)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            // The first byte of a next request shortens the wait.
+            () = activity.heard_now.notified() => {}
+        }
     }
 }
 
@@ -303,6 +307,12 @@ struct Activity {
     /// Whether a request has been answered: from then on, silence between
     /// requests is keep-alive.
     answered: AtomicBool,
+    /// Whether the answer of the requests in progress has started going out:
+    /// bytes read from then on belong to a next request (a fast client's, or
+    /// a pipelined one), while hyper may not yet have let go of the answer.
+    responding: AtomicBool,
+    /// Wakes the connection's timer when a next request starts arriving.
+    heard_now: tokio::sync::Notify,
     epoch: Instant,
 }
 
@@ -316,6 +326,8 @@ impl Activity {
             idle_since_ms: AtomicU64::new(0),
             heard_since_ms: AtomicU64::new(Self::NOTHING_HEARD),
             answered: AtomicBool::new(false),
+            responding: AtomicBool::new(false),
+            heard_now: tokio::sync::Notify::new(),
             epoch,
         };
         activity
@@ -328,8 +340,13 @@ impl Activity {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// A request has arrived whole: its bytes no longer run the header
+    /// timeout.
     fn begin(self: &Arc<Self>) -> Busy {
         self.in_progress.fetch_add(1, Ordering::AcqRel);
+        self.responding.store(false, Ordering::Release);
+        self.heard_since_ms
+            .store(Self::NOTHING_HEARD, Ordering::Release);
         Busy(self.clone())
     }
 
@@ -347,16 +364,21 @@ impl Activity {
         (heard != Self::NOTHING_HEARD).then_some(heard)
     }
 
-    /// Notes bytes read off the socket: the first while idle starts the
-    /// header timeout.
+    /// Notes bytes read off the socket: the first while idle, or once the
+    /// answer in progress has started going out, starts the header timeout.
+    /// (Bytes read before that are the body of the request in progress.)
     fn heard(&self) {
-        if self.in_progress.load(Ordering::Acquire) == 0 {
-            let _ = self.heard_since_ms.compare_exchange(
+        if self.in_progress.load(Ordering::Acquire) == 0 || self.responding.load(Ordering::Acquire)
+        {
+            let first = self.heard_since_ms.compare_exchange(
                 Self::NOTHING_HEARD,
                 self.now_ms(),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             );
+            if first.is_ok() {
+                self.heard_now.notify_one();
+            }
         }
     }
 
@@ -364,6 +386,9 @@ impl Activity {
     /// restarts the idle clock.
     fn wrote<T>(&self, result: &Poll<T>) {
         let stalled = result.is_pending();
+        if !stalled && self.in_progress.load(Ordering::Acquire) > 0 {
+            self.responding.store(true, Ordering::Release);
+        }
         if self.writing.swap(stalled, Ordering::AcqRel) && !stalled {
             self.idle_since_ms.store(self.now_ms(), Ordering::Release);
         }
@@ -465,9 +490,6 @@ impl Drop for Busy {
         activity
             .idle_since_ms
             .store(activity.now_ms(), Ordering::Release);
-        activity
-            .heard_since_ms
-            .store(Activity::NOTHING_HEARD, Ordering::Release);
         activity.answered.store(true, Ordering::Release);
         activity.in_progress.fetch_sub(1, Ordering::AcqRel);
     }
