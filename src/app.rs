@@ -18,6 +18,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
 use crate::auth::token::AccessTokens;
 use crate::cache::ResponseCache;
+use crate::clock::Clock;
 use crate::compression::Precompressed;
 use crate::config::Config;
 use crate::db::lock::ServeLock;
@@ -62,6 +63,8 @@ impl Application {
         };
         let config = Arc::new(config);
         let cfg = config.clone();
+        let clock = Clock::system();
+        let token_clock = clock.clone();
         let (db, hasher, tokens, lock) = tokio::task::spawn_blocking(move || {
             if let Some(parent) = cfg
                 .database
@@ -81,7 +84,7 @@ impl Application {
             tracing::info!(path = %path.display(), "database open");
             let secret = crate::auth::signing_secret(&db, &cfg.auth)
                 .map_err(|e| anyhow::anyhow!("cannot load the token signing secret: {e:?}"))?;
-            let tokens = AccessTokens::new(&cfg.auth, secret.as_bytes());
+            let tokens = AccessTokens::new(&cfg.auth, secret.as_bytes(), token_clock);
             let hasher = PasswordHasher::new(&cfg.auth)
                 .map_err(|e| anyhow::anyhow!("cannot set up password hashing: {e:?}"))?;
             if cfg.demo.seed_on_empty
@@ -123,6 +126,7 @@ impl Application {
             sessions: Sessions::new(
                 config.rate_limit.max_keys,
                 Duration::from_secs(config.auth.session_recheck_seconds),
+                clock.clone(),
             ),
             payments,
             public_url,
@@ -137,6 +141,7 @@ impl Application {
             hasher,
             tokens,
             started: Instant::now(),
+            clock,
         }));
         Ok(Self {
             listener,

@@ -264,7 +264,7 @@ fn create_user(
             .map_err(|e| anyhow::anyhow!("{}", e.detail()))?,
         name,
         role,
-        created_at: crate::clock::now(),
+        created_at: crate::clock::Clock::system().stamp(),
     };
     db.write_blocking(|conn| {
         users::insert_user(conn, &user).map_err(|e| {

@@ -107,7 +107,7 @@ pub fn seed(db: &Db, hasher: &PasswordHasher) -> Result<SeedReport, Error> {
             password_hash,
             name: Some(user.name.clone()),
             role: user.role,
-            created_at: crate::clock::now(),
+            created_at: crate::clock::Clock::system().stamp(),
         });
     }
 
@@ -124,7 +124,7 @@ pub fn seed(db: &Db, hasher: &PasswordHasher) -> Result<SeedReport, Error> {
             }
         }
         let count = fixtures.offerings.len();
-        let now = time::OffsetDateTime::now_utc();
+        let now = crate::clock::Clock::system().now();
         for (i, o) in fixtures.offerings.into_iter().enumerate() {
             if catalogue::slug_exists(&tx, &o.slug)? {
                 continue;

@@ -8,6 +8,16 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// A new opaque secret (refresh and reset tokens, dev checkout sessions):
+/// 32 random bytes, base64url.
+pub fn random_token() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// The demo offering the API's request examples name (`DraftItem`).
 pub const EXAMPLE_OFFERING_SLUG: &str = "python-for-absolute-beginners";
 

@@ -13,6 +13,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
 use crate::auth::token::AccessTokens;
 use crate::cache::ResponseCache;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::lock::ServeLock;
@@ -58,6 +59,8 @@ pub struct App {
     pub serve_lock: ServeLock,
     /// When the process started, for `uptimeSeconds`.
     pub started: Instant,
+    /// The time every expiry and hold is judged by; tests move it.
+    pub clock: Clock,
 }
 
 /// Shared handle to [`App`], cheap to clone into each request.

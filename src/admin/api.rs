@@ -79,7 +79,7 @@ impl AdminApi {
         { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | SERVER },
     > {
         auth.0.require_role(&[Role::Admin])?;
-        let now = time::OffsetDateTime::now_utc();
+        let now = state.clock.now();
         let parse = |name: &str, value: Option<String>, default: time::OffsetDateTime| match value
             .filter(|v| !v.is_empty())
         {
@@ -94,9 +94,10 @@ impl AdminApi {
         if from >= to {
             return Err(Error::validation("from", "from must be before to").into());
         }
+        let stamp = crate::clock::format(now);
         let report = state
             .db
-            .read(move |conn| Ok(repo::reconcile(conn, &from, &to, &crate::clock::now())?))
+            .read(move |conn| Ok(repo::reconcile(conn, &from, &to, &stamp)?))
             .await?;
         Ok(Json(report))
     }

@@ -1,7 +1,7 @@
 //! HTTP side of accounts: register, login, refresh, logout, me, password
 //! reset, and the admin's list of users.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use poem::web::Data;
 use poem_openapi::param::Query;
@@ -12,10 +12,11 @@ use super::model::{
     AuthResponse, ForgotPasswordRequest, LoginRequest, NewUser, RefreshRequest, RegisterRequest,
     ResetPasswordRequest, Role, TokenType, User, check_new_password, display_name, normalize_email,
 };
-use super::token::{random_token, token_hash};
+use super::token::token_hash;
 use super::{BearerAuth, repo};
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
+use crate::ids::random_token;
 use crate::paging::{Page, Paged};
 use crate::state::AppState;
 use crate::tags::ApiTags;
@@ -73,13 +74,14 @@ impl AuthApi {
             password_hash,
             name,
             role,
-            created_at: crate::clock::now(),
+            created_at: state.clock.stamp(),
         };
         let refresh = random_token();
         let refresh_hash = token_hash(&refresh);
         let ttl = state.config.auth.refresh_token_ttl_seconds;
         let family = crate::ids::new_id();
         let sid = family.clone();
+        let clock = state.clock.clone();
         let user = state
             .db
             .write(move |conn| {
@@ -94,7 +96,7 @@ impl AuthApi {
                     &family,
                     &refresh_hash,
                     &user.created_at,
-                    &expires_in(ttl),
+                    &clock.stamp_in(Duration::from_secs(ttl)),
                 )?;
                 let created = repo::user_by_id(&tx, &user.id)?
                     .ok_or_else(|| Error::internal(anyhow::anyhow!("user vanished")))?;
@@ -163,17 +165,18 @@ impl AuthApi {
         // The session: this login's refresh-token family.
         let family = crate::ids::new_id();
         let sid = family.clone();
+        let clock = state.clock.clone();
         state
             .db
             .write(move |conn| {
-                let now = crate::clock::now();
+                let now = clock.stamp();
                 repo::insert_refresh_token(
                     conn,
                     &user_id,
                     &family,
                     &refresh_hash,
                     &now,
-                    &expires_in(ttl),
+                    &clock.stamp_in(Duration::from_secs(ttl)),
                 )?;
                 Ok(())
             })
@@ -197,11 +200,12 @@ impl AuthApi {
         let next = random_token();
         let next_hash = token_hash(&next);
         let ttl = state.config.auth.refresh_token_ttl_seconds;
+        let clock = state.clock.clone();
         let outcome = state
             .db
             .write(move |conn| {
                 let tx = conn.transaction()?;
-                let now = crate::clock::now();
+                let now = clock.stamp();
                 let Some(row) = repo::refresh_token_by_hash(&tx, &presented)? else {
                     return Ok(Rotation::Rejected);
                 };
@@ -228,7 +232,7 @@ impl AuthApi {
                     &row.family_id,
                     &next_hash,
                     &now,
-                    &expires_in(ttl),
+                    &clock.stamp_in(Duration::from_secs(ttl)),
                 )?;
                 tx.commit()?;
                 Ok(Rotation::Rotated(user, row.family_id))
@@ -256,11 +260,12 @@ impl AuthApi {
         body: Json<RefreshRequest>,
     ) -> ApiResult<NoContent, { TOO_MANY_REQUESTS | JSON_BODY | SERVER }> {
         let hash = token_hash(&body.0.refresh_token);
+        let now = state.clock.stamp();
         let family = state
             .db
             .write(move |conn| {
                 let family = repo::refresh_token_by_hash(conn, &hash)?.map(|row| row.family_id);
-                repo::revoke_token(conn, &hash, &crate::clock::now())?;
+                repo::revoke_token(conn, &hash, &now)?;
                 Ok(family)
             })
             .await?;
@@ -331,11 +336,12 @@ impl AuthApi {
         check_new_password("newPassword", &body.new_password)?;
         let presented = token_hash(&body.token);
         let new_hash = state.hasher.hash(body.new_password.into_inner()).await?;
+        let clock = state.clock.clone();
         let done = state
             .db
             .write(move |conn| {
                 let tx = conn.transaction()?;
-                let now = crate::clock::now();
+                let now = clock.stamp();
                 let Some(user_id) = repo::consume_password_reset(&tx, &presented, &now)? else {
                     return Ok(None);
                 };
@@ -436,11 +442,6 @@ fn invalid_refresh() -> Error {
     )
 }
 
-/// RFC 3339 time `seconds` from now.
-fn expires_in(seconds: u64) -> String {
-    crate::clock::format(time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds as i64))
-}
-
 /// Builds the session answer: a fresh access token of session `sid` plus
 /// the refresh token.
 fn session(
@@ -482,6 +483,7 @@ async fn start_password_reset(state: &AppState, email: String) -> Result<(), Err
         ttl.div_ceil(60)
     );
     let recipient = email.clone();
+    let clock = state.clock.clone();
     let created = state
         .db
         .write(move |conn| {
@@ -489,8 +491,9 @@ async fn start_password_reset(state: &AppState, email: String) -> Result<(), Err
             let Some(user_id) = repo::id_by_email(&tx, &email)? else {
                 return Ok(false);
             };
-            let now = crate::clock::now();
-            repo::insert_password_reset(&tx, &user_id, &hash, &now, &expires_in(ttl))?;
+            let now = clock.stamp();
+            let expires = clock.stamp_in(Duration::from_secs(ttl));
+            repo::insert_password_reset(&tx, &user_id, &hash, &now, &expires)?;
             repo::insert_outbox(
                 &tx,
                 "PASSWORD_RESET",

@@ -78,7 +78,7 @@ pub fn signing_secret(
             conn,
             "jwt_secret",
             &token::generate_secret(),
-            &crate::clock::now(),
+            &crate::clock::Clock::system().stamp(),
         )?)
     })
 }

@@ -22,6 +22,7 @@ use moka::sync::Cache;
 use super::model::Principal;
 use super::repo;
 use super::token::Claims;
+use crate::clock::Clock;
 use crate::db::Db;
 use crate::error::Error;
 
@@ -29,12 +30,15 @@ use crate::error::Error;
 pub struct Sessions {
     /// Session id to its holder now, or `None` when it has ended.
     holders: Cache<String, Option<Principal>>,
+    /// Judges whether a session has expired.
+    clock: Clock,
 }
 
 impl Sessions {
     /// At most `max_sessions` remembered, each for `recheck`.
-    pub fn new(max_sessions: u64, recheck: Duration) -> Self {
+    pub fn new(max_sessions: u64, recheck: Duration, clock: Clock) -> Self {
         Self {
+            clock,
             holders: Cache::builder()
                 .max_capacity(max_sessions)
                 .time_to_live(recheck)
@@ -55,8 +59,9 @@ impl Sessions {
             Some(holder) => holder,
             None => {
                 let sid = claims.sid.clone();
+                let now = self.clock.stamp();
                 let holder = db
-                    .read(move |conn| Ok(repo::session_holder(conn, &sid, &crate::clock::now())?))
+                    .read(move |conn| Ok(repo::session_holder(conn, &sid, &now)?))
                     .await?
                     .map(|(user_id, role)| Principal { user_id, role });
                 self.holders.insert(claims.sid.clone(), holder.clone());

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::model::Role;
+use crate::clock::Clock;
 use crate::config::AuthConfig;
 use crate::error::Error;
 
@@ -37,15 +38,18 @@ pub struct AccessTokens {
     issuer: String,
     audience: String,
     ttl_seconds: u64,
+    clock: Clock,
 }
 
 impl AccessTokens {
-    pub fn new(config: &AuthConfig, secret: &[u8]) -> Self {
+    pub fn new(config: &AuthConfig, secret: &[u8], clock: Clock) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&config.jwt_issuer]);
         validation.set_audience(&[&config.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        // Expiry is exact: a token is dead at `exp`, not a minute later.
+        // Expiry is judged by the application's clock in `check`, exactly: a
+        // token is dead at `exp`, not a minute later.
+        validation.validate_exp = false;
         validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -54,13 +58,14 @@ impl AccessTokens {
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
             ttl_seconds: config.access_token_ttl_seconds,
+            clock,
         }
     }
 
     /// A signed token for this account's session `sid` and its lifetime in
     /// seconds.
     pub fn issue(&self, user_id: &str, role: Role, sid: &str) -> Result<(String, u64), Error> {
-        let now = unix_now();
+        let now = u64::try_from(self.clock.unix()).unwrap_or(0);
         let claims = Claims {
             sub: user_id.to_string(),
             role,
@@ -91,12 +96,14 @@ impl AccessTokens {
     /// [`verify`](Self::verify), telling an expired token (once genuine: an
     /// honest client refreshes it) from one this server never signed.
     pub fn check(&self, token: &str) -> Result<Claims, Rejection> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Rejection::Expired,
-                _ => Rejection::Invalid,
-            })
+            .map_err(|_| Rejection::Invalid)?;
+        let now = u64::try_from(self.clock.unix()).unwrap_or(0);
+        if claims.exp <= now {
+            return Err(Rejection::Expired);
+        }
+        Ok(claims)
     }
 }
 
@@ -107,20 +114,6 @@ pub enum Rejection {
     Expired,
     /// Malformed, tampered, signed with another key, or for another audience.
     Invalid,
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// A new opaque token: 32 random bytes, base64url.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// What is stored for an opaque token: its SHA-256, hex.

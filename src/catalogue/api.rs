@@ -325,6 +325,7 @@ impl CatalogueApi {
             _ => principal.user_id.clone(),
         };
         let valid = body.0.validate()?;
+        let now = state.clock.stamp();
         let offering = state
             .db
             .write(move |conn| {
@@ -363,7 +364,7 @@ impl CatalogueApi {
                         language: valid.language,
                         status: OfferingStatus::Draft,
                         variants: valid.variants,
-                        created_at: crate::clock::now(),
+                        created_at: now,
                     },
                 )?;
                 let created = repo::by_id(&tx, &id)?.ok_or_else(vanished)?;
@@ -401,6 +402,7 @@ impl CatalogueApi {
         let changes = body.0.validate()?;
         let principal = auth.0;
         let id = id.0;
+        let now = state.clock.stamp();
         let offering = state
             .db
             .write(move |conn| {
@@ -419,7 +421,7 @@ impl CatalogueApi {
                         }
                     }
                 }
-                repo::update_offering(&tx, &id, &changes, &crate::clock::now())?;
+                repo::update_offering(&tx, &id, &changes, &now)?;
                 let updated = repo::by_id(&tx, &id)?.ok_or_else(vanished)?;
                 tx.commit()?;
                 Ok(updated)
@@ -486,6 +488,7 @@ async fn set_status(
     id: String,
     status: OfferingStatus,
 ) -> Result<Offering, Error> {
+    let now = state.clock.stamp();
     let offering = state
         .db
         .write(move |conn| {
@@ -493,7 +496,7 @@ async fn set_status(
             let (owner, current) = repo::owner_of(&tx, &id)?.ok_or_else(not_found)?;
             check_owner(&principal, &owner)?;
             if current != status {
-                repo::set_status(&tx, &id, status, &crate::clock::now())?;
+                repo::set_status(&tx, &id, status, &now)?;
             }
             let updated = repo::by_id(&tx, &id)?.ok_or_else(vanished)?;
             tx.commit()?;

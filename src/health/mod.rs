@@ -102,7 +102,7 @@ pub async fn report(state: &AppState) -> Health {
         );
     Health {
         status,
-        timestamp: crate::clock::now(),
+        timestamp: state.clock.stamp(),
         uptime_seconds: state.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         services: Services {

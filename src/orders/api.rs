@@ -214,16 +214,10 @@ impl OrdersApi {
             to.0,
             q.0,
         )?;
+        let now = state.clock.stamp();
         let (orders, total) = state
             .db
-            .read(move |conn| {
-                Ok(repo::list_orders(
-                    conn,
-                    &filter,
-                    Some(page),
-                    &crate::clock::now(),
-                )?)
-            })
+            .read(move |conn| Ok(repo::list_orders(conn, &filter, Some(page), &now)?))
             .await?;
         Ok(Paged::new(orders, total, page, "/api/v1/orders", &query))
     }
@@ -272,16 +266,10 @@ impl OrdersApi {
             to.0,
             q.0,
         )?;
+        let now = state.clock.stamp();
         let (orders, _) = state
             .db
-            .read(move |conn| {
-                Ok(repo::list_orders(
-                    conn,
-                    &filter,
-                    None,
-                    &crate::clock::now(),
-                )?)
-            })
+            .read(move |conn| Ok(repo::list_orders(conn, &filter, None, &now)?))
             .await?;
         let mut csv = csv::Writer::from_writer(Vec::new());
         let write = |csv: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
@@ -346,9 +334,10 @@ impl OrdersApi {
         { TOO_MANY_REQUESTS | BAD_REQUEST | UNAUTHORIZED | NOT_FOUND | SERVER },
     > {
         let id = id.0;
+        let now = state.clock.stamp();
         let order = state
             .db
-            .read(move |conn| Ok(repo::order_by_id(conn, &id, &crate::clock::now())?))
+            .read(move |conn| Ok(repo::order_by_id(conn, &id, &now)?))
             .await?
             .filter(|o| auth.0.is_admin() || o.user_id == auth.0.user_id)
             .ok_or_else(|| Error::not_found("no such order"))?;
@@ -377,11 +366,12 @@ impl OrdersApi {
     > {
         let principal = auth.0;
         let id = id.0;
+        let clock = state.clock.clone();
         let (order, session) = state
             .db
             .write(move |conn| {
                 let tx = conn.transaction()?;
-                let now = crate::clock::now();
+                let now = clock.stamp();
                 let order = repo::order_by_id(&tx, &id, &now)?
                     .filter(|o| principal.is_admin() || o.user_id == principal.user_id)
                     .ok_or_else(|| Error::not_found("no such order"))?;

@@ -1,6 +1,8 @@
 //! Drafting an order: validate the items, snapshot prices, create the order
 //! and open its payment session, honouring `Idempotency-Key`.
 
+use std::time::Duration;
+
 use sha2::{Digest, Sha256};
 
 use super::model::{DraftItem, NewItem, Order, OrderStatus};
@@ -168,11 +170,12 @@ pub async fn draft(
 
     let tx_key = key.clone();
     let tx_user = user_id.clone();
+    let clock = state.clock.clone();
     let drafted = state
         .db
         .write(move |conn| {
             let tx = conn.transaction()?;
-            let now = crate::clock::now();
+            let now = clock.stamp();
             if let Some(key) = &tx_key
                 && let Some((earlier_hash, earlier_order)) = repo::idempotency_key(&tx, &tx_user, key, &now)?
             {
@@ -198,9 +201,7 @@ pub async fn draft(
                 .iter()
                 .try_fold(0i64, |sum, i| sum.checked_add(i.unit_price.checked_mul(i.quantity)?))
                 .ok_or_else(|| Error::validation("items", "the order total is too large"))?;
-            let expires_at = crate::clock::format(
-                time::OffsetDateTime::now_utc() + time::Duration::seconds(cfg.pending_ttl_seconds as i64),
-            );
+            let expires_at = clock.stamp_in(Duration::from_secs(cfg.pending_ttl_seconds));
             repo::insert_order(
                 &tx,
                 &NewOrder {
@@ -218,10 +219,7 @@ pub async fn draft(
                 repo::set_session(&tx, &order_id, &session.id, &session.url, &now)?;
             }
             if let Some(key) = &tx_key {
-                let key_expiry = crate::clock::format(
-                    time::OffsetDateTime::now_utc()
-                        + time::Duration::seconds(cfg.idempotency_ttl_seconds as i64),
-                );
+                let key_expiry = clock.stamp_in(Duration::from_secs(cfg.idempotency_ttl_seconds));
                 repo::remember_idempotency_key(&tx, &tx_user, key, &hash, &order_id, &now, &key_expiry)?;
             }
             let order = repo::order_by_id(&tx, &order_id, &now)?
@@ -240,10 +238,10 @@ pub async fn draft(
     match state.payments.open_session(&order).await {
         Ok(session) => {
             let id = order.id.clone();
+            let now = state.clock.stamp();
             let order = state
                 .db
                 .write(move |conn| {
-                    let now = crate::clock::now();
                     repo::set_session(conn, &id, &session.id, &session.url, &now)?;
                     repo::order_by_id(conn, &id, &now)?
                         .ok_or_else(|| Error::internal(anyhow::anyhow!("order vanished")))
@@ -256,11 +254,12 @@ pub async fn draft(
             // retry with it can succeed.
             let id = order.id.clone();
             let reason = e.detail().to_string();
+            let now = state.clock.stamp();
             state
                 .db
                 .write(move |conn| {
                     let tx = conn.transaction()?;
-                    repo::mark_failed(&tx, &id, &reason, &crate::clock::now())?;
+                    repo::mark_failed(&tx, &id, &reason, &now)?;
                     crate::ops::metrics::order_transition("PENDING_PAYMENT", "FAILED", 1);
                     if let Some(key) = &key {
                         repo::forget_idempotency_key(&tx, &user_id, key)?;

@@ -12,9 +12,10 @@ pub async fn sweep_expired(state: AppState) {
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
+        let now = state.clock.stamp();
         let swept = state
             .db
-            .write(|conn| Ok(super::repo::sweep(conn, &crate::clock::now())?))
+            .write(move |conn| Ok(super::repo::sweep(conn, &now)?))
             .await;
         match swept {
             Ok(0) => {}

@@ -38,13 +38,14 @@ async fn load(state: &AppState, session: String) -> Result<Order, Error> {
     if random.len() != 43 {
         return Err(unknown());
     }
+    let now = state.clock.stamp();
     state
         .db
         .read(move |conn| {
             let Some(id) = orders::order_of_session(conn, &session)? else {
                 return Ok(None);
             };
-            Ok(orders::order_by_id(conn, &id, &crate::clock::now())?)
+            Ok(orders::order_by_id(conn, &id, &now)?)
         })
         .await?
         .ok_or_else(unknown)
@@ -103,7 +104,7 @@ pub async fn page(
 }
 
 /// The event Stripe would send for this order's session.
-fn event(order: &Order, session: &str, kind: &str) -> Vec<u8> {
+fn event(order: &Order, session: &str, kind: &str, created: i64) -> Vec<u8> {
     let session = json!({
         "id": session,
         "object": "checkout.session",
@@ -119,7 +120,7 @@ fn event(order: &Order, session: &str, kind: &str) -> Vec<u8> {
         "id": format!("evt_dev_{}", crate::ids::new_id()),
         "object": "event",
         "type": kind,
-        "created": crate::auth::token::unix_now(),
+        "created": created,
         "livemode": false,
         "data": {"object": session},
     })
@@ -130,18 +131,15 @@ fn event(order: &Order, session: &str, kind: &str) -> Vec<u8> {
 async fn deliver(state: &AppState, session: String, kind: &str) -> poem::Result<Response> {
     let order = load(state, session.clone()).await?;
     if order.status != OrderStatus::PendingPayment
-        || order.expires_at.as_str() <= crate::clock::now().as_str()
+        || order.expires_at.as_str() <= state.clock.stamp().as_str()
     {
         return Err(
             Error::gone("this checkout session is closed: its order is no longer pending").into(),
         );
     }
-    let body = event(&order, &session, kind);
-    let signature = webhook::sign(
-        state.config.payments.webhook_secret.expose(),
-        &body,
-        crate::auth::token::unix_now() as i64,
-    );
+    let now = state.clock.unix();
+    let body = event(&order, &session, kind, now);
+    let signature = webhook::sign(state.config.payments.webhook_secret.expose(), &body, now);
     let ack = webhook::receive(state, &body, Some(&signature)).await?;
     tracing::info!(order_id = %order.id, kind, outcome = ack.outcome.as_str(), "dev checkout delivered an event");
     Ok(Redirect::see_other(format!("/checkout/dev/{session}")).into_response())

@@ -73,7 +73,7 @@ impl PaymentGateway {
     pub fn local_session(&self) -> Option<CheckoutSession> {
         match self {
             PaymentGateway::Dev { public_url } => {
-                let id = format!("{DEV_SESSION_PREFIX}{}", crate::auth::token::random_token());
+                let id = format!("{DEV_SESSION_PREFIX}{}", crate::ids::random_token());
                 Some(CheckoutSession {
                     url: format!("{public_url}/checkout/dev/{id}"),
                     id,
@@ -120,7 +120,13 @@ impl PaymentGateway {
                     .collect();
                 let expires_at = crate::clock::parse(&order.expires_at)
                     .map(|t| t.unix_timestamp())
-                    .unwrap_or_else(|| crate::auth::token::unix_now() as i64 + 1800);
+                    .ok_or_else(|| {
+                        Error::internal(anyhow::anyhow!(
+                            "order {} expires at {:?}, not a time",
+                            order.id,
+                            order.expires_at
+                        ))
+                    })?;
                 let metadata =
                     std::collections::HashMap::from([("orderId".to_string(), order.id.clone())]);
                 // The payment intent (and so its charges and refunds) carries

@@ -230,7 +230,7 @@ pub async fn receive(
         payments.webhook_secret.expose(),
         signature,
         body,
-        crate::auth::token::unix_now() as i64,
+        state.clock.unix(),
         payments.webhook_tolerance_seconds,
     )?;
     let event: Event = serde_json::from_slice(body).map_err(|e| {
@@ -248,6 +248,7 @@ pub async fn receive(
     let parsed = parse(event);
     let kind = event_label(&parsed.kind);
     let provider = state.payments.kind();
+    let clock = state.clock.clone();
     let (already, outcome) = state
         .db
         .write(move |conn| {
@@ -255,7 +256,7 @@ pub async fn receive(
             if repo::event_seen(&tx, &parsed.id)? {
                 return Ok((true, WebhookOutcome::AlreadyApplied));
             }
-            let now = crate::clock::now();
+            let now = clock.stamp();
             let applied = apply(&tx, &parsed, provider, &now)?;
             let outcome = applied.outcome;
             repo::record_event(

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use wemaster::app::Application;
+use wemaster::clock::Clock;
 use wemaster::config::Config;
 
 /// A running server on its own temporary database.
@@ -16,6 +17,8 @@ pub struct TestApp {
     pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub db_path: PathBuf,
+    /// The server's clock: `clock.advance(..)` moves expiry instead of sleeping.
+    pub clock: Clock,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     // Dropped last: holds the database file.
@@ -62,6 +65,7 @@ pub async fn spawn_in(dir: TempDir, config: Config) -> TestApp {
         .expect("application builds");
     let addr = app.addr();
     let metrics_addr = app.metrics_addr();
+    let clock = app.state().clock.clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
@@ -74,6 +78,7 @@ pub async fn spawn_in(dir: TempDir, config: Config) -> TestApp {
             .build()
             .unwrap(),
         db_path: config.database.path.clone(),
+        clock,
         stop: Some(stop),
         server: Some(server),
         _dir: dir,
