@@ -215,10 +215,12 @@ pub async fn observe<E: Endpoint>(
     Ok(resp)
 }
 
-/// `GET /metrics`: the Prometheus text exposition.
+/// `GET /metrics`: the Prometheus text exposition. Rendering walks every
+/// series (thousands with per-route histograms), so it runs on the blocking
+/// pool, never on the threads that serve requests.
 #[handler]
-pub fn metrics_endpoint(state: Data<&AppState>) -> poem::Response {
-    let Some(handle) = &state.metrics else {
+pub async fn metrics_endpoint(state: Data<&AppState>) -> poem::Response {
+    let Some(handle) = state.metrics.clone() else {
         return poem::Response::builder()
             .status(poem::http::StatusCode::NOT_FOUND)
             .finish();
@@ -226,9 +228,17 @@ pub fn metrics_endpoint(state: Data<&AppState>) -> poem::Response {
     let stats = state.cache.stats();
     metrics::gauge!(crate::ops::metrics::CACHE_ENTRIES, "cache" => "responses")
         .set(stats.entries as f64);
-    poem::Response::builder()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(handle.render())
+    match tokio::task::spawn_blocking(move || handle.render()).await {
+        Ok(text) => poem::Response::builder()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering metrics failed");
+            poem::Response::builder()
+                .status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+                .finish()
+        }
+    }
 }
 
 #[cfg(test)]
