@@ -416,6 +416,8 @@ pub struct PaymentsConfig {
     pub stripe_api_base: String,
     /// Per-attempt timeout of a Stripe API call.
     pub stripe_timeout_ms: u64,
+    /// Stripe API calls waiting at once; a draft past it gets 503 at once.
+    pub stripe_max_concurrent_calls: u32,
     /// Where Stripe sends the buyer after paying; `{orderId}` is replaced.
     pub success_url: String,
     /// Where Stripe sends the buyer who cancels; `{orderId}` is replaced.
@@ -440,6 +442,7 @@ impl Default for PaymentsConfig {
             stripe_secret_key: Secret::default(),
             stripe_api_base: "https://api.stripe.com".into(),
             stripe_timeout_ms: 10_000,
+            stripe_max_concurrent_calls: 32,
             success_url: "http://127.0.0.1:3002/checkout/success?orderId={orderId}".into(),
             cancel_url: "http://127.0.0.1:3002/checkout/cancel?orderId={orderId}".into(),
             dev_allow_public: false,
@@ -646,7 +649,7 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 31] = [
+        let checks: [(&str, bool, &str); 32] = [
             (
                 "health.replication_degraded_seconds",
                 self.health.replication_degraded_seconds >= 1,
@@ -706,6 +709,11 @@ impl Config {
                     && r.admin.per_minute >= 1
                     && r.admin.burst >= 1,
                 "per_minute and burst of writes and admin must be at least 1",
+            ),
+            (
+                "payments.stripe_max_concurrent_calls",
+                (1..=10_000).contains(&self.payments.stripe_max_concurrent_calls),
+                "must be between 1 and 10000",
             ),
             (
                 "orders.pending_ttl_seconds",

@@ -14,6 +14,7 @@ use stripe_checkout::checkout_session::{
 use crate::config::{PaymentProvider, PaymentsConfig};
 use crate::error::Error;
 use crate::orders::model::Order;
+use crate::protection::admission::step_aside;
 
 /// How a dev session id begins; 43 base64url characters (32 random bytes) follow.
 pub const DEV_SESSION_PREFIX: &str = "cs_dev_";
@@ -35,6 +36,8 @@ pub enum PaymentGateway {
         client: Box<stripe::Client>,
         success_url: String,
         cancel_url: String,
+        /// Calls waiting on Stripe at once (`stripe_max_concurrent_calls`).
+        calls: tokio::sync::Semaphore,
     },
 }
 
@@ -54,6 +57,7 @@ impl PaymentGateway {
                 ),
                 success_url: config.success_url.clone(),
                 cancel_url: config.cancel_url.clone(),
+                calls: tokio::sync::Semaphore::new(config.stripe_max_concurrent_calls as usize),
             },
         })
     }
@@ -94,6 +98,7 @@ impl PaymentGateway {
                 client,
                 success_url,
                 cancel_url,
+                calls,
             } => {
                 let currency = order
                     .currency
@@ -145,7 +150,15 @@ impl PaymentGateway {
                     .cancel_url(cancel_url.replace("{orderId}", &order.id))
                     .expires_at(expires_at)
                     .customize()
-                    .request_strategy(RequestStrategy::Idempotent(key))
+                    .request_strategy(RequestStrategy::Idempotent(key));
+                let _call = calls.try_acquire().map_err(|_| {
+                    Error::unavailable(
+                        "the payment provider has as many checkouts opening as it may; try again",
+                        1,
+                    )
+                })?;
+                step_aside();
+                let session = session
                     .send(client.as_ref())
                     .await
                     .map_err(provider_error)?;
@@ -163,7 +176,13 @@ impl PaymentGateway {
     /// Closes a session so it can no longer be paid (on cancel). Best
     /// effort: the order is cancelled either way.
     pub async fn expire_session(&self, session_id: &str) {
-        if let PaymentGateway::Stripe { client, .. } = self {
+        if let PaymentGateway::Stripe { client, calls, .. } = self {
+            // Waits its turn: the cancel stands either way, but an open
+            // session could still be paid.
+            step_aside();
+            let Ok(_call) = calls.acquire().await else {
+                return;
+            };
             let result = ExpireCheckoutSession::new(session_id)
                 .customize()
                 .send(client.as_ref())

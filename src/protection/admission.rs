@@ -147,6 +147,26 @@ impl Drop for Ticket {
     }
 }
 
+tokio::task_local! {
+    /// The slot of the request running on this task, while it holds one.
+    static HELD: std::cell::RefCell<Option<Ticket>>;
+}
+
+/// Runs a request's handling holding `ticket`, so that [`step_aside`] can
+/// give the slot back early.
+pub async fn holding<F: Future>(ticket: Ticket, handling: F) -> F::Output {
+    HELD.scope(std::cell::RefCell::new(Some(ticket)), handling)
+        .await
+}
+
+/// Gives back the slot of the request running on this task, if it holds
+/// one: for a wait on another service (the payment provider), which costs
+/// this machine nothing, so a slow provider cannot take every slot and
+/// stall reads. The caller bounds those waits itself.
+pub fn step_aside() {
+    let _ = HELD.try_with(|held| held.borrow_mut().take());
+}
+
 /// What a waiting request is told.
 #[derive(Debug)]
 enum Turn {

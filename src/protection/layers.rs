@@ -10,7 +10,7 @@ use poem::http::{HeaderValue, Method, header};
 use poem::middleware::{Cors, SetHeader};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use super::admission::{Lane, Refusal, group};
+use super::admission::{self, Lane, Refusal, group};
 use super::client_ip::client_ip;
 use super::limits::{Class, Decision};
 use crate::auth::VerifiedBearer;
@@ -128,7 +128,7 @@ pub async fn admit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respon
     } else {
         Lane::Cheap
     };
-    let _ticket = match state.admission.admit(client, lane).await {
+    let ticket = match state.admission.admit(client, lane).await {
         Ok(ticket) => ticket,
         Err(Refusal::OverShare { retry_after }) => {
             metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => "share").increment(1);
@@ -151,7 +151,7 @@ pub async fn admit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respon
             )));
         }
     };
-    match ep.call(req).await {
+    match admission::holding(ticket, ep.call(req)).await {
         Ok(resp) => Ok(resp.into_response()),
         Err(err) => Ok(problem_from_poem_error(err).await),
     }

@@ -240,9 +240,9 @@ async fn until_status(
     }
 }
 
-/// A server whose drafts call the fake Stripe, which is made to hang: each
-/// draft then holds its slot for `stripe_ms` (the provider's timeout).
-async fn hanging_drafts_app(
+/// A server whose drafts call the fake Stripe, which is made to hang until
+/// the provider's timeout, `stripe_ms`.
+async fn hanging_stripe_app(
     fake: &FakeStripe,
     stripe_ms: u64,
     adjust: impl FnOnce(&mut Config),
@@ -260,9 +260,17 @@ async fn hanging_drafts_app(
     app
 }
 
-/// Starts a draft of the first offering from `ip`; it hangs at the fake
-/// Stripe until the provider's timeout.
-fn hanging_draft(app: &TestApp, ip: &str, token: &str, offering: &Value) -> JoinHandle<u16> {
+/// Holds the database's write lock from outside the server, as a long
+/// migration or a careless backup tool would: drafts then wait for it in
+/// their slots (up to `database.busy_timeout_ms`) until it is dropped.
+fn hold_write_lock(app: &TestApp) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    conn
+}
+
+/// Starts a draft of `offering` from `ip`; returns its status when it ends.
+fn draft_from(app: &TestApp, ip: &str, token: &str, offering: &Value) -> JoinHandle<u16> {
     let request = client_from(ip)
         .post(app.url("/api/v1/orders/draft"))
         .bearer_auth(token)
@@ -292,48 +300,62 @@ async fn until_stripe_asked(fake: &FakeStripe, n: usize) {
     }
 }
 
+/// Waits until the health report's general slots show `running` requests
+/// running and `queued` waiting.
+async fn until_load(app: &TestApp, running: u64, queued: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health: Value = app.get("/healthz").await.json().await.unwrap();
+        let load = &health["services"]["load"];
+        if load["running"] == running && load["queued"] == queued {
+            return;
+        }
+        assert!(Instant::now() < deadline, "load stayed {load}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn one_address_alone_may_run_every_slot_and_another_gets_the_next_turn() {
     // Many people behind one address (a school, a NAT): nothing holds them
     // back while capacity is free.
-    let fake = FakeStripe::start().await;
-    let app = hanging_drafts_app(&fake, 1_500, |c| {
+    let app = spawn_app_with(|c| {
         c.server.max_in_flight = 12;
         c.server.queue_timeout_ms = 10_000;
     })
     .await;
     let token = app.token_of("student@test.com").await;
     let offering = first_offering(&app).await;
+    let lock = hold_write_lock(&app);
     let drafts: Vec<_> = (0..12)
-        .map(|_| hanging_draft(&app, "127.0.0.5", &token, &offering))
+        .map(|_| draft_from(&app, "127.0.0.5", &token, &offering))
         .collect();
-    until_stripe_asked(&fake, 12).await;
+    until_load(&app, 12, 0).await;
     // Every slot is taken: another address waits for the next free one
     // rather than being refused.
     let other = client_from("127.0.0.6");
-    let read = other
-        .get(app.url("/api/v1/offerings"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read.status(), 200);
+    let url = app.url("/api/v1/offerings");
+    let read = tokio::spawn(async move { other.get(url).send().await.unwrap().status() });
+    until_load(&app, 12, 1).await;
+    drop(lock);
+    assert_eq!(read.await.unwrap(), 200);
     for draft in drafts {
-        assert_eq!(draft.await.unwrap(), 503, "Stripe never answered");
+        assert_eq!(draft.await.unwrap(), 201);
     }
 }
 
 #[tokio::test]
 async fn past_capacity_a_wait_longer_than_allowed_is_503_with_retry_after() {
-    let fake = FakeStripe::start().await;
-    let app = hanging_drafts_app(&fake, 2_000, |c| {
+    let app = spawn_app_with(|c| {
         c.server.max_in_flight = 1;
         c.server.queue_timeout_ms = 300;
     })
     .await;
     let token = app.token_of("student@test.com").await;
     let offering = first_offering(&app).await;
-    let draft = hanging_draft(&app, "127.0.0.7", &token, &offering);
-    until_stripe_asked(&fake, 1).await;
+    let lock = hold_write_lock(&app);
+    let draft = draft_from(&app, "127.0.0.7", &token, &offering);
+    until_load(&app, 1, 0).await;
     let other = client_from("127.0.0.8");
     let shed = other
         .get(app.url("/api/v1/offerings"))
@@ -348,9 +370,45 @@ async fn past_capacity_a_wait_longer_than_allowed_is_503_with_retry_after() {
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["services"]["load"]["status"], "degraded");
     assert_eq!(health["status"], "degraded");
-    assert_eq!(draft.await.unwrap(), 503);
+    drop(lock);
+    assert_eq!(draft.await.unwrap(), 201);
     let (resp, _) = until_status(&app, &other, 200).await;
     assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_hanging_stripe_holds_no_slot_and_its_calls_are_bounded() {
+    let fake = FakeStripe::start().await;
+    let app = hanging_stripe_app(&fake, 1_500, |c| {
+        c.server.max_in_flight = 1;
+        c.server.queue_timeout_ms = 300;
+        c.payments.stripe_max_concurrent_calls = 1;
+    })
+    .await;
+    let token = app.token_of("student@test.com").await;
+    let offering = first_offering(&app).await;
+    let hanging = draft_from(&app, "127.0.0.9", &token, &offering);
+    until_stripe_asked(&fake, 1).await;
+    // The only slot is free while the draft waits on Stripe.
+    let other = client_from("127.0.0.10");
+    let read = other
+        .get(app.url("/api/v1/offerings"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    // A second call to Stripe is past the bound: refused at once.
+    let second = other
+        .post(app.url("/api/v1/orders/draft"))
+        .bearer_auth(&token)
+        .json(&json!({"offeringId": offering}))
+        .send()
+        .await
+        .unwrap();
+    assert!(second.headers().contains_key("retry-after"));
+    assert_eq!(problem(second, 503).await["status"], 503);
+    assert_eq!(fake.received().len(), 1, "the second draft reached Stripe");
+    assert_eq!(hanging.await.unwrap(), 503, "Stripe never answered");
 }
 
 #[tokio::test]
