@@ -291,17 +291,20 @@ impl OrdersApi {
                     .map(|i| format!("{} x{}", i.title, i.quantity))
                     .collect::<Vec<_>>()
                     .join("; ");
-                csv.write_record([
-                    o.id.as_str(),
-                    &o.created_at,
-                    &o.user_id,
-                    o.status.as_str(),
-                    &o.amount.to_string(),
-                    &o.currency,
-                    &items,
-                    o.payment_provider.as_str(),
-                    o.paid_at.as_deref().unwrap_or(""),
-                ])?;
+                csv.write_record(
+                    [
+                        o.id.as_str(),
+                        &o.created_at,
+                        &o.user_id,
+                        o.status.as_str(),
+                        &o.amount.to_string(),
+                        &o.currency,
+                        &items,
+                        o.payment_provider.as_str(),
+                        o.paid_at.as_deref().unwrap_or(""),
+                    ]
+                    .map(inert_cell),
+                )?;
             }
             csv.flush()?;
             Ok(())
@@ -433,5 +436,17 @@ impl OrdersApi {
             "/api/v1/me/enrollments",
             &[],
         ))
+    }
+}
+
+/// A cell a spreadsheet shows as text: one that would start a formula
+/// (`=`, `+`, `-`, `@`, tab or carriage return, OWASP's list) gets a
+/// leading `'`, so a tutor's title such as `=HYPERLINK(..)` cannot run in
+/// the admin's spreadsheet.
+fn inert_cell(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
     }
 }

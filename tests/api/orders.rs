@@ -464,30 +464,80 @@ async fn overdue_pending_orders_read_as_expired_and_cannot_be_paid() {
     assert_eq!(app.order(&token, id).await["status"], "EXPIRED");
 }
 
-#[tokio::test]
-async fn csv_export_escapes_commas_quotes_and_newlines() {
-    let app = spawn_app().await;
+/// Creates and publishes a RECORDED offering of the demo tutor with one
+/// variant; returns its id.
+async fn published_offering(app: &TestApp, title: &str, variant: &str) -> String {
     let tutor = app.token_of("tutor@test.com").await;
-    let title = "Commas, \"Quotes\" and\nNewlines";
     let created: Value = app
         .client
         .post(app.url("/api/v1/offerings"))
         .bearer_auth(&tutor)
         .json(&json!({"type": "RECORDED", "title": title,
-                      "variants": [{"name": "A, \"b\"", "price": 100, "currency": "usd"}]}))
+                      "variants": [{"name": variant, "price": 100, "currency": "usd"}]}))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let id = created["id"].as_str().unwrap();
+    let id = created["id"]
+        .as_str()
+        .expect("offering created")
+        .to_string();
     app.client
         .post(app.url(&format!("/api/v1/offerings/{id}/publish")))
         .bearer_auth(&tutor)
         .send()
         .await
         .unwrap();
+    id
+}
+
+/// The rows of the admin's CSV export.
+async fn exported_rows(app: &TestApp) -> Vec<csv::StringRecord> {
+    let admin = app.token_of("admin@test.com").await;
+    let text = app
+        .get_with_token("/api/v1/orders/export.csv", &admin)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    reader.records().map(Result::unwrap).collect()
+}
+
+#[tokio::test]
+async fn csv_export_cells_never_start_a_spreadsheet_formula() {
+    let app = spawn_app().await;
+    let student = app.token_of("student@test.com").await;
+    for (title, variant) in [
+        ("=HYPERLINK(\"https://evil.example\",\"Invoice\")", "A"),
+        ("+SUM(1+1) course", "+SUM(1+1)"),
+        ("-2+3 maths", "B"),
+        ("@cmd|' /C calc'!A0", "C"),
+    ] {
+        let id = published_offering(&app, title, variant).await;
+        let resp = app.draft(&student, &json!({"offeringId": id}), None).await;
+        assert_eq!(resp.status(), 201);
+    }
+    let rows = exported_rows(&app).await;
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a live formula cell: {cell:?}"
+            );
+        }
+        assert!(row[6].starts_with('\''), "{:?}", &row[6]);
+    }
+}
+
+#[tokio::test]
+async fn csv_export_escapes_commas_quotes_and_newlines() {
+    let app = spawn_app().await;
+    let title = "Commas, \"Quotes\" and\nNewlines";
+    let id = published_offering(&app, title, "A, \"b\"").await;
     let student = app.token_of("student@test.com").await;
     assert_eq!(
         app.draft(&student, &json!({"offeringId": id}), None)
