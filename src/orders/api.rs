@@ -146,6 +146,7 @@ impl OrdersApi {
         /// Makes retries safe: the same key and body give the same order.
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
+        req: &poem::Request,
     ) -> ApiResult<
         DraftResponse,
         {
@@ -159,6 +160,15 @@ impl OrdersApi {
                 | SERVER
         },
     > {
+        // A key that is not text at all reads as no key; ignoring it would
+        // make the client's retry a second order.
+        if idempotency_key.0.is_none() && req.headers().contains_key("idempotency-key") {
+            return Err(Error::validation(
+                "Idempotency-Key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+            .into());
+        }
         let drafted = draft::draft(&state, &auth.0, body.0.into_items(), idempotency_key.0).await?;
         Ok(match drafted {
             Drafted::Created(order) => {

@@ -314,6 +314,26 @@ async fn idempotency_key_replays_and_refuses_misuse() {
         400,
     )
     .await;
+    // So is one that is not ASCII at all, rather than being ignored (which
+    // would make the retry a second order).
+    let orders = app.count("orders");
+    for _ in 0..2 {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/orders/draft"))
+            .bearer_auth(&token)
+            .header(
+                "Idempotency-Key",
+                reqwest::header::HeaderValue::from_bytes("clé-1".as_bytes()).unwrap(),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let refused = problem(resp, 400).await;
+        assert_eq!(refused["field"], "Idempotency-Key", "{refused}");
+    }
+    assert_eq!(app.count("orders"), orders);
 }
 
 #[tokio::test]
