@@ -1,7 +1,7 @@
 //! The command line: openapi, migrate, output into a closed pipe, and
 //! graceful shutdown of `serve`.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -222,5 +222,52 @@ fn a_port_in_use_is_reported_before_anything_is_created() {
     assert!(
         !dir.path().join("data").exists(),
         "nothing created: {stderr}"
+    );
+}
+
+#[test]
+fn no_log_line_carries_a_reset_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let Serving {
+        mut child,
+        port,
+        mut seen,
+        lines,
+    } = serve_in(dir.path());
+    let body = r#"{"email":"student@test.com"}"#;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/auth/forgot-password HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    // The link, with its token, is in the outbox (written after the answer).
+    let conn = rusqlite::Connection::open(dir.path().join("data/wemaster.db")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mail: String = loop {
+        let found = conn.query_row("SELECT body FROM outbox", [], |r| r.get(0));
+        if let Ok(mail) = found {
+            break mail;
+        }
+        assert!(Instant::now() < deadline, "no reset mail in the outbox");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let at = mail.find("token=").expect("a link with a token") + "token=".len();
+    let token = mail[at..].split_whitespace().next().unwrap().to_string();
+    terminate(&child);
+    let _ = child.wait();
+    seen.extend(lines.map_while(Result::ok));
+    assert!(
+        seen.iter().any(|l| l.contains("password reset")),
+        "the reset is logged: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains(&token)),
+        "a log line carries the reset token: {seen:?}"
     );
 }
