@@ -9,6 +9,7 @@ use std::time::Duration;
 use poem::http::{HeaderValue, Method, header};
 use poem::middleware::{Cors, SetHeader};
 use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::auth::{Bearer, BearerAuthorization};
 
 use super::admission::{self, Lane, Refusal, group};
 use super::client_ip::client_ip;
@@ -169,12 +170,9 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
     if !state.limits.enabled() || is_probe(&path) {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_string);
+    // The security scheme's own parser (any case of "Bearer"), so what the
+    // operation accepts is what is charged here.
+    let bearer = Bearer::from_request(&req).ok().map(|b| b.token);
     let mut forged_bearer = false;
     // A genuine token of an ended session is not forged: the operation's
     // own check answers it 401 without charging the address.

@@ -838,3 +838,26 @@ async fn the_spec_and_docs_page_go_out_compressed() {
         }
     }
 }
+
+#[tokio::test]
+async fn forged_tokens_are_charged_whatever_the_case_of_the_scheme() {
+    let app = spawn_app_with(|c| failures(c, 2)).await;
+    let client = client_from("127.0.0.11");
+    let forged = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.forged";
+    for scheme in ["bearer", "BEARER"] {
+        let resp = client
+            .get(app.url("/api/v1/auth/me"))
+            .header("authorization", format!("{scheme} {forged}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{scheme}");
+    }
+    let again = client
+        .get(app.url("/api/v1/auth/me"))
+        .header("authorization", format!("bEaReR {forged}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(again, 429).await["code"], "RATE_LIMITED");
+}
