@@ -18,6 +18,8 @@ pub struct EnumHints {
     values: HashMap<String, Vec<String>>,
     /// (object schema name, enumeration schema name) -> property name.
     fields: HashMap<(String, String), String>,
+    /// Object schema name -> its description, to say what a body must be.
+    descriptions: HashMap<String, String>,
 }
 
 /// The rewritten message and the field it is about.
@@ -35,16 +37,25 @@ pub fn install(spec_json: &str) {
     HINTS.get_or_init(|| EnumHints::from_spec(spec_json));
 }
 
-/// A clear message for a body that failed to parse because of an
-/// enumeration value, if that is what `reason` reports.
+/// A clear message for a body that failed to parse: the field and what it
+/// allows where `reason` tells, never a Rust type name or the input echoed.
 pub fn for_body(reason: &str) -> Option<Hint> {
-    HINTS.get()?.body_hint(reason)
+    let hints = HINTS.get()?;
+    Some(
+        hints
+            .body_hint(reason)
+            .unwrap_or_else(|| hints.plain_body_hint(reason)),
+    )
 }
 
-/// A clear message for a parameter `name` that failed to parse because of an
-/// enumeration value, if that is what `reason` reports.
+/// A clear message for a parameter `name` that failed to parse.
 pub fn for_parameter(name: &str, reason: &str) -> Option<Hint> {
-    HINTS.get()?.parameter_hint(name, reason)
+    let hints = HINTS.get()?;
+    Some(
+        hints
+            .parameter_hint(name, reason)
+            .unwrap_or_else(|| plain_parameter_hint(name, reason)),
+    )
 }
 
 impl EnumHints {
@@ -65,6 +76,11 @@ impl EnumHints {
             }
         }
         for (object, schema) in &schemas {
+            if let Some(description) = schema["description"].as_str() {
+                hints
+                    .descriptions
+                    .insert(object.clone(), description.to_string());
+            }
             for (property, property_schema) in
                 schema["properties"].as_object().into_iter().flatten()
             {
@@ -98,6 +114,44 @@ impl EnumHints {
         })
     }
 
+    /// poem-openapi's message for any other body it could not parse, told
+    /// in the API's words: the field it names (a failed check), or what the
+    /// value or the whole body must be.
+    fn plain_body_hint(&self, reason: &str) -> Hint {
+        if let Some(field) = between(reason, "field `", "`") {
+            let rule = reason
+                .split("verification failed.")
+                .nth(1)
+                .map(|r| r.split(" (occurred").next().unwrap_or(r).trim())
+                .filter(|r| !r.is_empty());
+            return Hint {
+                field: Some(field.to_string()),
+                detail: match rule {
+                    Some(rule) => format!("{field} does not meet {rule}"),
+                    None => format!("{field} is missing or not of its type"),
+                },
+            };
+        }
+        let detail = match between(reason, "Expected input type \"", "\"") {
+            Some(expected) => match (primitive(expected), self.descriptions.get(expected)) {
+                (Some(kind), _) => format!("a value in the body must be {kind}"),
+                (None, Some(description)) => {
+                    let description = description.split_whitespace().collect::<Vec<_>>();
+                    format!(
+                        "the body does not fit its schema: {}",
+                        description.join(" ")
+                    )
+                }
+                (None, None) => "the body does not fit its schema".to_string(),
+            },
+            None => "the body could not be read as this operation's JSON".to_string(),
+        };
+        Hint {
+            field: None,
+            detail,
+        }
+    }
+
     fn parameter_hint(&self, name: &str, reason: &str) -> Option<Hint> {
         let enumeration = between(reason, "failed to parse \"", "\"")?;
         let values = self.values.get(enumeration)?;
@@ -106,6 +160,33 @@ impl EnumHints {
             detail: format!("{name} must be one of {}", quoted(values)),
         })
     }
+}
+
+/// poem-openapi's message for a parameter it could not parse, without its
+/// type names.
+fn plain_parameter_hint(name: &str, reason: &str) -> Hint {
+    let detail = match between(reason, "failed to parse \"", "\"").and_then(primitive) {
+        Some(kind) => format!("{name} must be {kind}"),
+        None => format!("{name} is not valid here"),
+    };
+    Hint {
+        field: Some(name.to_string()),
+        detail,
+    }
+}
+
+/// What a JSON type poem-openapi names (`integer_int64`, `string`) is in
+/// words; `None` for a schema name.
+fn primitive(name: &str) -> Option<&'static str> {
+    let name = name.trim_start_matches("optional_");
+    Some(match name {
+        "string" => "a string",
+        "boolean" => "true or false",
+        n if n.starts_with("integer") => "an integer",
+        n if n.starts_with("number") => "a number",
+        n if n.starts_with('[') => "a list",
+        _ => return None,
+    })
 }
 
 /// The schema names a property refers to, directly, through `allOf` or

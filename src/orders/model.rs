@@ -134,7 +134,12 @@ impl Example for Order {
 
 /// One thing to buy.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", example, skip_serializing_if_is_none)]
+#[oai(
+    rename_all = "camelCase",
+    example,
+    skip_serializing_if_is_none,
+    deny_unknown_fields
+)]
 pub struct DraftItem {
     /// The offering to buy; it must be PUBLISHED.
     #[oai(validator(min_length = 1, max_length = 64))]
@@ -149,15 +154,16 @@ pub struct DraftItem {
 
 /// Several things to buy, in one currency.
 #[derive(Debug, Clone, Object)]
-#[oai(example)]
+#[oai(example, deny_unknown_fields)]
 pub struct DraftItems {
     /// 1 to 20 items.
     #[oai(validator(min_items = 1, max_items = 20))]
     pub items: Vec<DraftItem>,
 }
 
-/// A draft order: either `{items: [...]}` or, for clients of the first
-/// backend, a single flat item.
+/// A draft order: either `{items: [...]}` (1 to 20 items) or, for clients
+/// of the first backend, one flat item `{offeringId, variantId?,
+/// quantity?}` (quantity 1 to 10); no other fields.
 #[derive(Debug, Clone, Union)]
 pub enum DraftOrderRequest {
     Items(DraftItems),

@@ -648,3 +648,63 @@ async fn the_dev_checkout_needs_its_unguessable_link_and_closes_with_its_order()
     assert_ne!(closed["status"], "PAID");
     assert_eq!(app.count("enrollments"), enrolled);
 }
+
+#[tokio::test]
+async fn a_draft_with_both_a_flat_item_and_items_is_refused() {
+    let app = spawn_app().await;
+    let token = app.token_of("student@test.com").await;
+    let python = offering(&app, "python-for-absolute-beginners").await;
+    let both = json!({"offeringId": python["id"], "items": [{"offeringId": python["id"]}]});
+    let refused = problem(app.draft(&token, &both, None).await, 400).await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no other fields")
+    );
+    assert_eq!(app.count("orders"), 0);
+}
+
+#[tokio::test]
+async fn validation_errors_name_no_internal_type_and_echo_nothing() {
+    let app = spawn_app().await;
+    let token = app.token_of("student@test.com").await;
+    let long = "x".repeat(80);
+    for bad in [
+        json!({"offeringId": "secret-looking-value", "quantity": "x"}),
+        json!({"offeringId": "secret-looking-value", "quantity": 99}),
+        json!({"items": [{"offeringId": 7}]}),
+        json!({"offeringId": long}),
+        json!(["secret-looking-value"]),
+    ] {
+        let refused = problem(app.draft(&token, &bad, None).await, 400).await;
+        let detail = refused["detail"].as_str().unwrap();
+        for leak in [
+            "Draft",
+            "Request",
+            "integer_",
+            "secret-looking-value",
+            &long,
+        ] {
+            assert!(!detail.contains(leak), "{bad} => {refused}");
+        }
+    }
+    let resp = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"email": 5, "password": "longenough1"}))
+        .send()
+        .await
+        .unwrap();
+    let refused = problem(resp, 400).await;
+    assert!(
+        !refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("RegisterRequest"),
+        "{refused}"
+    );
+    let refused = problem(app.get("/api/v1/offerings?limit=abc").await, 400).await;
+    assert_eq!(refused["field"], "limit");
+    assert_eq!(refused["detail"], "limit must be an integer");
+}
