@@ -57,7 +57,7 @@ form.addEventListener("submit", async (event) => {
 "#;
 
 /// `'sha256-...'` of an inline script or style, for the CSP.
-fn csp_hash(source: &str) -> String {
+pub(crate) fn csp_hash(source: &str) -> String {
     let digest = Sha256::digest(source.as_bytes());
     format!(
         "'sha256-{}'",

@@ -9,7 +9,7 @@
 //! order is pending and unexpired. Knowing an order id is not enough.
 
 use html_escape::encode_text as esc;
-use poem::http::StatusCode;
+use poem::http::{StatusCode, header};
 use poem::web::{Data, Html, Path, Redirect};
 use poem::{IntoResponse, Response, handler};
 use serde_json::json;
@@ -62,10 +62,7 @@ fn money(amount: i64, currency: &str) -> String {
 
 /// `GET /checkout/dev/{session}`: the order summary with Pay and Cancel.
 #[handler]
-pub async fn page(
-    state: Data<&AppState>,
-    Path(session): Path<String>,
-) -> poem::Result<Html<String>> {
+pub async fn page(state: Data<&AppState>, Path(session): Path<String>) -> poem::Result<Response> {
     let order = load(&state, session.clone()).await?;
     let rows: String = order
         .items
@@ -86,13 +83,15 @@ pub async fn page(
             session = esc(&session),
             total = esc(&money(order.amount, &order.currency)),
         )
+    } else if order.status == OrderStatus::Paid {
+        "<p>Paid: the order is complete and its enrollment active. Nothing more to do here.</p>"
+            .to_string()
     } else {
-        "<p>This order is closed.</p>".to_string()
+        "<p>This order is closed: it can no longer be paid.</p>".to_string()
     };
-    Ok(Html(format!(
+    let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>WeMaster checkout (dev)</title>\
-         <style>body{{font-family:sans-serif;max-width:40em;margin:2em auto}}td,th{{padding:.3em 1em;text-align:left}}\
-         form{{display:inline-block;margin-right:1em}}button{{font-size:1.1em;padding:.4em 1.2em}}</style></head>\
+         <style>{STYLE}</style></head>\
          <body><h1>Checkout</h1><p>Development payment provider: no money moves.</p>\
          <p>Order <code>{id}</code>: <strong id=\"status\">{status}</strong></p>\
          <table><tr><th>Item</th><th>Qty</th><th>Total</th></tr>{rows}</table>\
@@ -100,8 +99,25 @@ pub async fn page(
         id = esc(&order.id),
         status = order.status.as_str(),
         total = esc(&money(order.amount, &order.currency)),
-    )))
+    );
+    // The page can mark an order paid: never cached, and nothing on it but
+    // its own style and forms back to this server.
+    Ok(Response::builder()
+        .content_type("text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::CONTENT_SECURITY_POLICY, CSP.as_str())
+        .body(html))
 }
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:40em;margin:2em auto}td,th{padding:.3em 1em;text-align:left}\
+form{display:inline-block;margin-right:1em}button{font-size:1.1em;padding:.4em 1.2em}";
+
+static CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "default-src 'none'; style-src {}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        crate::auth::reset_page::csp_hash(STYLE)
+    )
+});
 
 /// The event Stripe would send for this order's session.
 fn event(order: &Order, session: &str, kind: &str, created: i64) -> Vec<u8> {

@@ -542,7 +542,10 @@ async fn invalid_offerings_are_400_naming_the_field() {
             .await;
         let body = problem(resp, 400).await;
         assert!(
-            body["detail"].as_str().unwrap().ends_with("must be a string"),
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .ends_with("must be a string"),
             "{patch}: {body}"
         );
     }

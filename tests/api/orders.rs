@@ -51,6 +51,11 @@ async fn buyer_goes_from_login_to_enrolled_on_the_dev_provider() {
     // The checkout page works without JavaScript: a form that posts.
     let page = app.client.get(checkout).send().await.unwrap();
     assert_eq!(page.status(), 200);
+    // It can mark an order paid: never cached, nothing loaded from elsewhere.
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(csp.contains("form-action 'self'"), "{csp}");
     let html = page.text().await.unwrap();
     assert!(html.contains("Python for Absolute Beginners"));
     assert!(html.contains("/pay\"") && html.contains("method=\"post\""));
@@ -62,6 +67,14 @@ async fn buyer_goes_from_login_to_enrolled_on_the_dev_provider() {
         .unwrap();
     assert_eq!(pay.status(), 303);
 
+    let after = app.client.get(checkout).send().await.unwrap();
+    assert!(
+        after
+            .text()
+            .await
+            .unwrap()
+            .contains("Paid: the order is complete")
+    );
     let id = order["id"].as_str().unwrap();
     let paid = app.order(&token, id).await;
     assert_eq!(paid["status"], "PAID");
