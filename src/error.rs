@@ -185,6 +185,11 @@ impl Error {
         self.code
     }
 
+    /// The field the error names, if any.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     pub fn detail(&self) -> &str {
         &self.detail
     }

@@ -18,6 +18,8 @@ use poem_openapi::registry::MetaSchemaRef;
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::Value;
 
+use crate::error::Error;
+
 /// A JSON string, and only a string.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Text(String);
@@ -114,13 +116,63 @@ impl ToJSON for Text {
     }
 }
 
-/// Text meant to be read by people (a title, a name): NFC-normalized and
-/// trimmed. `None` when nothing visible is left, such as a title made only of
-/// spaces, zero-width or bidi control characters.
-pub fn display_text(raw: &str) -> Option<String> {
+/// Most combining marks one character may carry: enough for any script
+/// (Vietnamese stacks two, some Indic clusters three or four), far fewer than
+/// the hundreds of "Zalgo" text that draws over the lines around it.
+const MAX_COMBINING: usize = 4;
+
+/// Text meant to be read by people (a title, a name, a tag), for `field`:
+/// NFC-normalized and trimmed. Refused, naming the field: nothing visible
+/// left (only spaces, zero-width or bidi controls), control characters
+/// (NUL, escape sequences, line breaks, tabs), bidi controls inside (U+202E
+/// turns "exe.txt" into "txt.exe"), and more than [`MAX_COMBINING`] combining
+/// marks on one character.
+pub fn display_text(field: &str, raw: &str) -> Result<String, Error> {
     let normalized = ComposingNormalizerBorrowed::new_nfc().normalize(raw);
     let trimmed = normalized.trim_matches(|c: char| c.is_whitespace() || is_invisible(c));
-    trimmed.chars().any(is_visible).then(|| trimmed.to_string())
+    if trimmed.chars().any(char::is_control) {
+        return Err(Error::validation(
+            field,
+            format!("{field} must not contain control characters (line breaks, tabs, escapes)"),
+        ));
+    }
+    if trimmed.chars().any(is_bidi_control) {
+        return Err(Error::validation(
+            field,
+            format!(
+                "{field} must not contain bidi control characters (U+202A to U+202E, U+2066 to U+2069, U+200E, U+200F, U+061C)"
+            ),
+        ));
+    }
+    let mut run = 0;
+    for c in trimmed.chars() {
+        run = if is_combining(c) { run + 1 } else { 0 };
+        if run > MAX_COMBINING {
+            return Err(Error::validation(
+                field,
+                format!(
+                    "{field} may have at most {MAX_COMBINING} combining marks on one character"
+                ),
+            ));
+        }
+    }
+    if !trimmed.chars().any(is_visible) {
+        return Err(Error::validation(
+            field,
+            format!("{field} needs at least one visible character"),
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Explicit bidi formatting: embeddings, overrides, isolates and marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
+/// A mark drawn on the character before it.
+fn is_combining(c: char) -> bool {
+    GeneralCategoryGroup::Mark.contains(CodePointMapData::<GeneralCategory>::new().get(c))
 }
 
 /// A character that draws something: a letter, digit, punctuation or symbol
@@ -159,17 +211,36 @@ mod tests {
             "\u{fe0f}\u{feff}",
             "\u{0301}",
         ] {
-            assert_eq!(display_text(invisible), None, "{invisible:?}");
+            assert!(display_text("title", invisible).is_err(), "{invisible:?}");
         }
-        assert_eq!(
-            display_text("  Guitar 101 \u{200b}").as_deref(),
-            Some("Guitar 101")
-        );
-        assert_eq!(display_text("Ω").as_deref(), Some("Ω"));
-        assert_eq!(display_text("学习").as_deref(), Some("学习"));
-        assert_eq!(display_text("🎸").as_deref(), Some("🎸"));
+        let ok = |raw: &str| display_text("title", raw).unwrap();
+        assert_eq!(ok("  Guitar 101 \u{200b}"), "Guitar 101");
+        assert_eq!(ok("Ω"), "Ω");
+        assert_eq!(ok("学习"), "学习");
+        assert_eq!(ok("🎸"), "🎸");
+        assert_eq!(ok("👩\u{200d}🏫 Teacher"), "👩\u{200d}🏫 Teacher");
+        assert_eq!(ok("Tiếng Việt"), "Tiếng Việt");
         // Decomposed "é" becomes the one composed character.
-        assert_eq!(display_text("Cafe\u{0301}").as_deref(), Some("Caf\u{e9}"));
+        assert_eq!(ok("Cafe\u{0301}"), "Caf\u{e9}");
+    }
+
+    #[test]
+    fn display_text_refuses_controls_bidi_and_stacked_marks_by_name() {
+        let zalgo = format!("Z{}algo", "\u{0336}\u{0337}".repeat(3));
+        for bad in [
+            "a\u{0}b",
+            "red \u{1b}[31mtext",
+            "two\nlines",
+            "carriage\rreturn",
+            "tab\there",
+            "report\u{202e}fdp.exe",
+            "isolate \u{2067}x\u{2069} y",
+            zalgo.as_str(),
+        ] {
+            let err = display_text("variants[0].name", bad).unwrap_err();
+            assert_eq!(err.field(), Some("variants[0].name"), "{bad:?}");
+            assert!(err.detail().starts_with("variants[0].name "), "{bad:?}");
+        }
     }
 
     #[test]

@@ -220,9 +220,7 @@ pub fn display_name(raw: Option<Text>) -> Result<Option<String>, crate::error::E
     let Some(raw) = raw.filter(|n| !n.trim().is_empty()) else {
         return Ok(None);
     };
-    crate::text::display_text(&raw).map(Some).ok_or_else(|| {
-        crate::error::Error::validation("name", "name needs at least one visible character")
-    })
+    crate::text::display_text("name", &raw).map(Some)
 }
 
 /// Checks the password policy for new passwords: 8 to 128 characters.

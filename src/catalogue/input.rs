@@ -209,8 +209,7 @@ fn maybe(
 }
 
 fn check_title(title: &str) -> Result<String, Error> {
-    let title = display_text(title)
-        .ok_or_else(|| Error::validation("title", "title needs at least one visible character"))?;
+    let title = display_text("title", title)?;
     if title.chars().count() > 200 {
         return Err(Error::validation(
             "title",
@@ -318,8 +317,8 @@ fn check_tags(tags: Vec<Text>) -> Result<Vec<String>, Error> {
     }
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
     for (i, tag) in tags.iter().enumerate() {
-        let tag = tag.trim().to_lowercase();
-        if !(1..=30).contains(&tag.chars().count()) || tag.chars().any(char::is_control) {
+        let tag = display_text(&format!("tags[{i}]"), tag)?.to_lowercase();
+        if !(1..=30).contains(&tag.chars().count()) {
             return Err(Error::validation(
                 format!("tags[{i}]"),
                 "each tag must be 1 to 30 characters",
@@ -355,9 +354,7 @@ fn check_variants(variants: Vec<VariantInput>) -> Result<Vec<NewVariant>, Error>
     let mut out = Vec::with_capacity(variants.len());
     for (i, v) in variants.into_iter().enumerate() {
         let field = |name: &str| format!("variants[{i}].{name}");
-        let name = display_text(&v.name).ok_or_else(|| {
-            Error::validation(field("name"), "name needs at least one visible character")
-        })?;
+        let name = display_text(&field("name"), &v.name)?;
         if name.chars().count() > 100 {
             return Err(Error::validation(
                 field("name"),

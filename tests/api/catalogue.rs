@@ -650,3 +650,51 @@ async fn cache_figures_show_in_healthz() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn control_bidi_and_stacked_marks_in_display_text_are_refused_by_field() {
+    let app = spawn_app().await;
+    let tutor = app.token_of("tutor@test.com").await;
+    let zalgo = format!("Z{}algo", "\u{0336}".repeat(20));
+    for bad in [
+        "a\u{0}b",
+        "\u{1b}[2J\u{1b}[31mred",
+        "two\nlines",
+        "invoice\u{202e}fdp.exe",
+        zalgo.as_str(),
+    ] {
+        for (field, body) in [
+            ("title", {
+                let mut b = new_offering("x");
+                b["title"] = json!(bad);
+                b
+            }),
+            ("variants[0].name", {
+                let mut b = new_offering("Fine title");
+                b["variants"][0]["name"] = json!(bad);
+                b
+            }),
+            ("tags[1]", {
+                let mut b = new_offering("Fine title");
+                b["tags"] = json!(["ok", bad]);
+                b
+            }),
+        ] {
+            let resp = app
+                .send_json(reqwest::Method::POST, "/api/v1/offerings", &tutor, &body)
+                .await;
+            let refused = problem(resp, 400).await;
+            assert_eq!(refused["field"], field, "{bad:?}: {refused}");
+        }
+    }
+    let resp = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"email": "rtl@test.com", "password": "longenough1",
+                      "name": "Admin\u{202e}nimda"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(resp, 400).await["field"], "name");
+    assert_eq!(app.count("offerings WHERE title = 'Fine title'"), 0);
+}
