@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use crate::payments::model::PaymentProvider;
@@ -628,12 +628,23 @@ impl Config {
     /// The layered sources, exposed so tests can add their own on top.
     pub fn figment(path: &Path) -> Figment {
         // Built-in defaults come from serde's `default` attributes; a
-        // `Serialized` provider would feed the masked secrets back in.
-        Figment::new().merge(Toml::file(path)).merge(
-            Env::prefixed("WEMASTER_")
-                .ignore(NOT_CONFIG_ENV)
-                .split("__"),
-        )
+        // `Serialized` provider of the whole configuration would feed the
+        // masked secrets back in. The tables inside sections have no one
+        // default of their own, so theirs go in under the file: a partial
+        // table (`[rate_limit.failures] burst = 50`) keeps its other keys.
+        let limits = RateLimitConfig::default();
+        let nested = serde_json::json!({"rate_limit": {
+            "failures": limits.failures,
+            "writes": limits.writes,
+            "admin": limits.admin,
+        }});
+        Figment::from(Serialized::defaults(nested))
+            .merge(Toml::file(path))
+            .merge(
+                Env::prefixed("WEMASTER_")
+                    .ignore(NOT_CONFIG_ENV)
+                    .split("__"),
+            )
     }
 
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {

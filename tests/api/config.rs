@@ -38,6 +38,31 @@ fn file_overrides_defaults_and_env_overrides_file() {
     });
 }
 
+#[test]
+fn a_partial_table_keeps_the_defaults_of_its_other_keys() {
+    Jail::expect_with(|jail| {
+        jail.create_file("wemaster.toml", "[rate_limit.failures]\nburst = 50\n")?;
+        jail.set_env("WEMASTER_RATE_LIMIT__WRITES__PER_MINUTE", "900");
+        let config = Config::load(Path::new("wemaster.toml")).expect("loads");
+        let defaults = Config::default().rate_limit;
+        assert_eq!(config.rate_limit.failures.burst, 50);
+        assert_eq!(
+            config.rate_limit.failures.per_minute,
+            defaults.failures.per_minute
+        );
+        assert_eq!(config.rate_limit.writes.per_minute, 900);
+        assert_eq!(config.rate_limit.writes.burst, defaults.writes.burst);
+        Ok(())
+    });
+    // Without any file, as the docs' environment example runs.
+    Jail::expect_with(|jail| {
+        jail.set_env("WEMASTER_RATE_LIMIT__FAILURES__BURST", "50");
+        let config = Config::load(Path::new("absent.toml")).expect("loads");
+        assert_eq!(config.rate_limit.failures.burst, 50);
+        Ok(())
+    });
+}
+
 fn load_error(toml: &str, env: &[(&str, &str)]) -> String {
     let mut message = String::new();
     Jail::expect_with(|jail| {
