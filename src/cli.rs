@@ -116,6 +116,14 @@ pub fn run() -> ExitCode {
         eprintln!("wemaster: configuration file {} not found", path.display());
         return ExitCode::from(EXIT_CONFIG);
     }
+    if path.is_dir() {
+        eprintln!(
+            "wemaster: configuration file {} is a folder; name the file, such as {}",
+            path.display(),
+            path.join("wemaster.toml").display()
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let config = match Config::load(&path) {
         Ok(config) => config,
         Err(e) => {

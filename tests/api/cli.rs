@@ -271,3 +271,16 @@ fn no_log_line_carries_a_reset_token() {
         "a log line carries the reset token: {seen:?}"
     );
 }
+
+#[test]
+fn a_config_path_naming_a_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("etc")).unwrap();
+    let (code, _, stderr) =
+        crate::helpers::run_binary(dir.path(), &["--config", "etc", "config"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("etc") && stderr.contains("folder"),
+        "{stderr}"
+    );
+}
