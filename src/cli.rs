@@ -69,7 +69,7 @@ pub enum UserCommand {
     Create {
         #[arg(long)]
         email: String,
-        #[arg(long, value_enum, default_value_t = CliRole::Student)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = CliRole::Student)]
         role: CliRole,
         #[arg(long)]
         name: Option<String>,

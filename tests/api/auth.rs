@@ -812,6 +812,21 @@ fn user_create_reads_the_password_from_env_never_argv() {
         )
         .unwrap();
     assert_eq!(role, "ADMIN");
+    // The role is taken in any case.
+    let (status, stdout, stderr) = crate::helpers::run_binary(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--email",
+            "t@example.com",
+            "--role",
+            "tutor",
+        ],
+        &env,
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.contains("created TUTOR account"), "{stdout}");
     // There is no flag to pass a password on the command line.
     let (status, _, _) = crate::helpers::run_binary(
         dir.path(),
