@@ -660,7 +660,7 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 32] = [
+        let checks: [(&str, bool, &str); 33] = [
             (
                 "health.replication_degraded_seconds",
                 self.health.replication_degraded_seconds >= 1,
@@ -745,6 +745,14 @@ impl Config {
                 "payments.stripe_secret_key",
                 p.provider != PaymentProvider::Stripe || !p.stripe_secret_key.is_empty(),
                 "is required when payments.provider = \"stripe\"",
+            ),
+            (
+                "payments.stripe_secret_key",
+                p.stripe_secret_key.is_empty()
+                    || ["sk_", "rk_"]
+                        .iter()
+                        .any(|prefix| p.stripe_secret_key.expose().starts_with(prefix)),
+                "must be a secret (sk_...) or restricted (rk_...) key; a publishable key (pk_...) cannot create checkout sessions",
             ),
             (
                 "payments.webhook_secret",

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{binary, binary_command, run_binary};
+use crate::helpers::{binary_command, run_binary};
 
 #[test]
 fn openapi_command_prints_the_committed_spec() {
@@ -102,8 +102,7 @@ fn serve_in(dir: &std::path::Path) -> Serving {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut child = Command::new(binary())
-        .current_dir(dir)
+    let mut child = binary_command(dir, &[], &[])
         .env("WEMASTER_SERVER__ADDR", format!("127.0.0.1:{port}"))
         .env("WEMASTER_METRICS__ADDR", "127.0.0.1:0")
         .env("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64")

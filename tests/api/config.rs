@@ -344,6 +344,26 @@ fn the_dev_provider_refuses_to_listen_beyond_loopback_unless_told() {
 }
 
 #[test]
+fn a_publishable_key_is_refused_as_the_stripe_secret_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let stripe = [
+        ("WEMASTER_PAYMENTS__PROVIDER", "stripe"),
+        (
+            "WEMASTER_PAYMENTS__STRIPE_SECRET_KEY",
+            "pk_test_51Hpublishable",
+        ),
+        ("WEMASTER_PAYMENTS__WEBHOOK_SECRET", "whsec_real_one"),
+    ];
+    let (status, _, stderr) = run_binary(dir.path(), &["config"], &stripe);
+    assert_eq!(status, 2, "{stderr}");
+    assert!(
+        stderr.contains("payments.stripe_secret_key") && stderr.contains("sk_"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pk_test_51Hpublishable"), "{stderr}");
+}
+
+#[test]
 fn the_stripe_provider_refuses_the_public_dev_webhook_secret() {
     let dir = tempfile::tempdir().unwrap();
     let stripe = [

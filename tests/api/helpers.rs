@@ -141,14 +141,17 @@ pub fn binary() -> &'static str {
 pub fn binary_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(binary());
     cmd.current_dir(dir).args(args);
+    // The binary must not see a developer's own WEMASTER_* settings, nor
+    // those a figment Jail of a test running beside it sets in this
+    // process: it starts from an environment without any, fixed here.
+    cmd.env_clear();
+    for (k, v) in std::env::vars() {
+        if !k.starts_with("WEMASTER_") {
+            cmd.env(k, v);
+        }
+    }
     for (k, v) in env {
         cmd.env(k, v);
-    }
-    // The tests must not see a developer's own WEMASTER_* settings.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("WEMASTER_") && !env.iter().any(|(e, _)| *e == k) {
-            cmd.env_remove(k);
-        }
     }
     cmd
 }

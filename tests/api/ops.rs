@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    binary, completed, now, problem, run_binary, spawn_app, spawn_app_with, webhook_secret,
+    binary_command, completed, now, problem, run_binary, spawn_app, spawn_app_with, webhook_secret,
 };
 
 /// Sum of a metric's samples whose labels contain every `label` given.
@@ -226,8 +226,7 @@ fn secrets_never_reach_the_logs() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(binary())
-        .current_dir(dir.path())
+    let mut child = binary_command(dir.path(), &[], &[])
         .env("WEMASTER_SERVER__ADDR", format!("127.0.0.1:{port}"))
         .env("WEMASTER_METRICS__ADDR", "127.0.0.1:0")
         .env("WEMASTER_LOG__LEVEL", "debug")
