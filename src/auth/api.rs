@@ -475,7 +475,11 @@ async fn start_password_reset(state: &AppState, email: String) -> Result<(), Err
     let token = random_token();
     let hash = token_hash(&token);
     let ttl = state.config.auth.reset_token_ttl_seconds;
-    let link = state.config.auth.reset_link.replace("{token}", &token);
+    let link = if state.config.auth.reset_link.is_empty() {
+        format!("{}/reset-password?token={token}", state.public_url)
+    } else {
+        state.config.auth.reset_link.replace("{token}", &token)
+    };
     let body = format!(
         "Someone asked to reset the password of this WeMaster account.\n\
          To choose a new password, open {link}\n\

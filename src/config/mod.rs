@@ -274,7 +274,8 @@ pub struct AuthConfig {
     /// apply at once; this bounds changes made outside it (a hand edit).
     pub session_recheck_seconds: u64,
     /// Link sent for a password reset; `{token}` is replaced by the token.
-    /// The default opens this server's own plain page (`GET /reset-password`);
+    /// Empty (the default): this server's own plain page, at
+    /// `server.public_url` (else `server.addr`) + `/reset-password?token=..`;
     /// production points it at the front end's page.
     pub reset_link: String,
 }
@@ -294,7 +295,7 @@ impl Default for AuthConfig {
             refresh_token_ttl_seconds: 30 * 24 * 3600,
             reset_token_ttl_seconds: 30 * 60,
             session_recheck_seconds: 10,
-            reset_link: "http://127.0.0.1:3002/reset-password?token={token}".into(),
+            reset_link: String::new(),
         }
     }
 }
@@ -419,8 +420,11 @@ pub struct PaymentsConfig {
     /// Stripe API calls waiting at once; a draft past it gets 503 at once.
     pub stripe_max_concurrent_calls: u32,
     /// Where Stripe sends the buyer after paying; `{orderId}` is replaced.
+    /// Empty (the default): this server's `/checkout/success` page at
+    /// `server.public_url`, else `server.addr`.
     pub success_url: String,
     /// Where Stripe sends the buyer who cancels; `{orderId}` is replaced.
+    /// Empty (the default): this server's `/checkout/cancel` page.
     pub cancel_url: String,
     /// Lets the dev provider run while the server is reachable beyond
     /// loopback (a non-loopback `server.addr` or `server.public_url`):
@@ -443,8 +447,8 @@ impl Default for PaymentsConfig {
             stripe_api_base: "https://api.stripe.com".into(),
             stripe_timeout_ms: 10_000,
             stripe_max_concurrent_calls: 32,
-            success_url: "http://127.0.0.1:3002/checkout/success?orderId={orderId}".into(),
-            cancel_url: "http://127.0.0.1:3002/checkout/cancel?orderId={orderId}".into(),
+            success_url: String::new(),
+            cancel_url: String::new(),
             dev_allow_public: false,
         }
     }

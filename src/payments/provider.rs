@@ -55,8 +55,8 @@ impl PaymentGateway {
                         .build()
                         .map_err(|e| anyhow::anyhow!("cannot build the Stripe client: {e}"))?,
                 ),
-                success_url: config.success_url.clone(),
-                cancel_url: config.cancel_url.clone(),
+                success_url: or_own_page(&config.success_url, public_url, "success"),
+                cancel_url: or_own_page(&config.cancel_url, public_url, "cancel"),
                 calls: tokio::sync::Semaphore::new(config.stripe_max_concurrent_calls as usize),
             },
         })
@@ -191,6 +191,18 @@ impl PaymentGateway {
                 tracing::warn!(session_id, error = %e, "could not expire the Stripe session");
             }
         }
+    }
+}
+
+/// `configured`, or when it is empty this server's own return page.
+fn or_own_page(configured: &str, public_url: &str, page: &str) -> String {
+    if configured.is_empty() {
+        format!(
+            "{}/checkout/{page}?orderId={{orderId}}",
+            public_url.trim_end_matches('/')
+        )
+    } else {
+        configured.to_string()
     }
 }
 

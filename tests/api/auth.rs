@@ -492,8 +492,12 @@ async fn the_reset_link_opens_a_page_with_a_form() {
     .await;
     let mail = wait_for_reset_mail(&app, "student@test.com").await;
     let token = reset_token_from(&mail);
-    // The default link names this server's own page.
+    // The default link names this server's own page, at its own address.
     let body = mail["body"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("http://{}/reset-password?token=", app.addr)),
+        "{body}"
+    );
     let at = body.find("/reset-password?").expect("a reset link");
     let link = body[at..].split_whitespace().next().unwrap();
 

@@ -391,6 +391,15 @@ async fn stripe_provider_opens_a_checkout_session_and_completes_through_the_webh
     );
     assert_eq!(form["line_items[0][price_data][currency]"], "usd");
     assert!(form["success_url"].contains(id));
+    // The return pages follow the server's address.
+    assert!(
+        form["success_url"].starts_with(&format!("http://{}/checkout/success?orderId=", app.addr)),
+        "{}",
+        form["success_url"]
+    );
+    assert!(
+        form["cancel_url"].starts_with(&format!("http://{}/checkout/cancel?orderId=", app.addr))
+    );
     assert!(form.contains_key("expires_at"));
 
     assert_eq!(
