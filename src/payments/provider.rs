@@ -209,9 +209,14 @@ fn or_own_page(configured: &str, public_url: &str, page: &str) -> String {
 fn provider_error(err: StripeError) -> Error {
     tracing::warn!(error = %err, "Stripe request failed");
     match err {
-        StripeError::Timeout | StripeError::ClientError(_) => {
+        StripeError::Timeout => {
             Error::unavailable("the payment provider did not answer in time; try again", 5)
         }
+        // The cause (refused, reset, no route, TLS) is in the log above.
+        StripeError::ClientError(_) => Error::unavailable(
+            "the payment provider could not be reached (the connection was refused or failed); try again",
+            5,
+        ),
         _ => Error::bad_gateway("the payment provider refused to open a checkout session"),
     }
 }

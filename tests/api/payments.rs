@@ -482,7 +482,11 @@ async fn a_stripe_timeout_is_503_and_leaves_the_order_failed() {
         .draft(&token, &json!({"offeringId": offerings[0]["id"]}), None)
         .await;
     assert!(resp.headers().contains_key("retry-after"));
-    problem(resp, 503).await;
+    let body = problem(resp, 503).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("did not answer"),
+        "{body}"
+    );
     let orders: Value = app
         .get_with_token("/api/v1/orders", &token)
         .await
@@ -490,6 +494,37 @@ async fn a_stripe_timeout_is_503_and_leaves_the_order_failed() {
         .await
         .unwrap();
     assert_eq!(orders[0]["status"], "FAILED");
+}
+
+#[tokio::test]
+async fn an_unreachable_stripe_is_503_saying_so() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_app_with(move |c| {
+        c.payments.provider = wemaster::config::PaymentProvider::Stripe;
+        c.payments.stripe_secret_key = wemaster::config::Secret::new("sk_test_fake");
+        c.payments.stripe_api_base = base;
+    })
+    .await;
+    let token = app.token_of("student@test.com").await;
+    let offerings: Value = app
+        .get("/api/v1/offerings?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let resp = app
+        .draft(&token, &json!({"offeringId": offerings[0]["id"]}), None)
+        .await;
+    let body = problem(resp, 503).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
