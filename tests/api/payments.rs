@@ -342,7 +342,11 @@ async fn the_bench_shape_of_payment_intent_succeeded_pays_an_order() {
 }
 
 async fn stripe_app(fake: &FakeStripe) -> TestApp {
-    let base = fake.base_url();
+    stripe_app_at(fake.base_url()).await
+}
+
+/// A server whose Stripe client talks to `base`.
+async fn stripe_app_at(base: String) -> TestApp {
     spawn_app_with(move |c| {
         c.payments.provider = wemaster::config::PaymentProvider::Stripe;
         c.payments.stripe_secret_key = wemaster::config::Secret::new("sk_test_fake");
@@ -472,15 +476,7 @@ async fn a_stripe_timeout_is_503_and_leaves_the_order_failed() {
     fake.set_mode(Mode::Hang);
     let app = stripe_app(&fake).await;
     let token = app.token_of("student@test.com").await;
-    let offerings: Value = app
-        .get("/api/v1/offerings?limit=1")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let resp = app
-        .draft(&token, &json!({"offeringId": offerings[0]["id"]}), None)
-        .await;
+    let resp = app.draft_first_response(&token).await;
     assert!(resp.headers().contains_key("retry-after"));
     let body = problem(resp, 503).await;
     assert!(
@@ -501,22 +497,9 @@ async fn an_unreachable_stripe_is_503_saying_so() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let app = spawn_app_with(move |c| {
-        c.payments.provider = wemaster::config::PaymentProvider::Stripe;
-        c.payments.stripe_secret_key = wemaster::config::Secret::new("sk_test_fake");
-        c.payments.stripe_api_base = base;
-    })
-    .await;
+    let app = stripe_app_at(base).await;
     let token = app.token_of("student@test.com").await;
-    let offerings: Value = app
-        .get("/api/v1/offerings?limit=1")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let resp = app
-        .draft(&token, &json!({"offeringId": offerings[0]["id"]}), None)
-        .await;
+    let resp = app.draft_first_response(&token).await;
     let body = problem(resp, 503).await;
     assert!(
         body["detail"]
