@@ -14,6 +14,7 @@ use poem::listener::TcpAcceptor;
 use poem::web::Redirect;
 use poem::{EndpointExt, IntoResponse, Route, Server, get, handler, post};
 
+use crate::auth::lockout::LockoutPolicy;
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
 use crate::auth::token::AccessTokens;
@@ -30,7 +31,6 @@ use crate::payments::provider::PaymentGateway;
 use crate::protection::admission::Admission;
 use crate::protection::layers;
 use crate::protection::limits::RateLimits;
-use crate::protection::login_guard::LoginGuard;
 use crate::state::{App, AppState};
 
 /// A server bound to its port, not yet serving.
@@ -122,7 +122,7 @@ impl Application {
             admission: Admission::new(&config.server, &config.auth),
             connections: crate::server::ConnectionGauge::default(),
             health: Default::default(),
-            login_guard: LoginGuard::new(&config.rate_limit),
+            lockout: LockoutPolicy::new(&config.rate_limit),
             sessions: Sessions::new(
                 config.rate_limit.max_keys,
                 Duration::from_secs(config.auth.session_recheck_seconds),

@@ -74,6 +74,12 @@ pub enum UserCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Lift every sign-in lockout of an account (after failed passwords)
+    /// at once, as a password reset does.
+    Unlock {
+        /// The account's email.
+        email: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -198,6 +204,7 @@ pub fn run() -> ExitCode {
             let _log = crate::logging::init(&config.log);
             create_user(&config, &email, role.into(), name)
         }
+        Command::User(UserCommand::Unlock { email }) => unlock_user(&config, &email),
         Command::Serve => {
             let _log = crate::logging::init(&config.log);
             serve(config)
@@ -285,6 +292,25 @@ fn create_user(
         role.as_str(),
         user.email,
         user.id
+    ))
+}
+
+fn unlock_user(config: &Config, email: &str) -> anyhow::Result<()> {
+    let email = normalize_email(email).map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    let (db, _) = Db::open(&config.database)?;
+    let clock = crate::clock::Clock::system();
+    let (exists, locked) = db
+        .write_blocking(|conn| {
+            let exists = users::id_by_email(conn, &email)?.is_some();
+            Ok((exists, crate::auth::lockout::clear(conn, &clock, &email)?))
+        })
+        .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    let database = config.database.path.display();
+    if !exists {
+        anyhow::bail!("no account has the email {email} (database {database})");
+    }
+    print(&format!(
+        "unlocked {email}: {locked} locked-out address(es) cleared (database {database})\n"
     ))
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::auth::lockout::LockoutPolicy;
 use crate::auth::password::PasswordHasher;
 use crate::auth::sessions::Sessions;
 use crate::auth::token::AccessTokens;
@@ -21,7 +22,6 @@ use crate::health::checks::LatestChecks;
 use crate::payments::provider::PaymentGateway;
 use crate::protection::admission::Admission;
 use crate::protection::limits::RateLimits;
-use crate::protection::login_guard::LoginGuard;
 use crate::server::ConnectionGauge;
 
 /// Everything a request handler may need.
@@ -46,8 +46,8 @@ pub struct App {
     pub connections: ConnectionGauge,
     /// The latest round of health checks, refreshed in the background.
     pub health: LatestChecks,
-    /// Per-account lockout after failed logins.
-    pub login_guard: LoginGuard,
+    /// Sign-in lockout thresholds (the counts live in the database).
+    pub lockout: LockoutPolicy,
     /// The configured payment provider.
     pub payments: PaymentGateway,
     /// Base URL clients reach this server at.

@@ -1,7 +1,7 @@
 //! HTTP side of accounts: register, login, refresh, logout, me, password
 //! reset, and the admin's list of users.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use poem::web::Data;
 use poem_openapi::param::Query;
@@ -13,7 +13,7 @@ use super::model::{
     ResetPasswordRequest, Role, TokenType, User, check_new_password, display_name, normalize_email,
 };
 use super::token::token_hash;
-use super::{BearerAuth, repo};
+use super::{BearerAuth, lockout, repo};
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
 use crate::ids::random_token;
@@ -59,6 +59,7 @@ impl AuthApi {
     #[oai(path = "/auth/register", method = "post", operation_id = "register")]
     async fn register(
         &self,
+        req: &poem::Request,
         state: Data<&AppState>,
         body: Json<RegisterRequest>,
     ) -> ApiResult<Registered, { TOO_MANY_REQUESTS | JSON_BODY | CONFLICT | SERVER }> {
@@ -82,6 +83,7 @@ impl AuthApi {
         let family = crate::ids::new_id();
         let sid = family.clone();
         let clock = state.clock.clone();
+        let address = client_address(&state, req);
         let user = state
             .db
             .write(move |conn| {
@@ -98,6 +100,8 @@ impl AuthApi {
                     &user.created_at,
                     &clock.stamp_in(Duration::from_secs(ttl)),
                 )?;
+                // The address that created the account is the owner's.
+                lockout::succeeded(&tx, &clock, &user.email, &address, &user.id)?;
                 let created = repo::user_by_id(&tx, &user.id)?
                     .ok_or_else(|| Error::internal(anyhow::anyhow!("user vanished")))?;
                 tx.commit()?;
@@ -117,14 +121,27 @@ impl AuthApi {
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
+        req: &poem::Request,
         state: Data<&AppState>,
         body: Json<LoginRequest>,
     ) -> ApiResult<Json<AuthResponse>, { TOO_MANY_REQUESTS | JSON_BODY | UNAUTHORIZED | SERVER }>
     {
         let body = body.0;
         let email = normalize_email(&body.email)?;
+        let address = client_address(&state, req);
         let guard_on = state.limits.enabled();
-        if guard_on && let Some(wait) = state.login_guard.locked_for(&email, Instant::now()) {
+        let (account, from) = (email.clone(), address.clone());
+        let clock = state.clock.clone();
+        let (found, standing) = state
+            .db
+            .read(move |conn| {
+                let found = repo::credentials_by_email(conn, &account)?;
+                let user_id = found.as_ref().map(|(user, _)| user.id.as_str());
+                let standing = lockout::standing(conn, &clock, &account, &from, user_id)?;
+                Ok((found, standing))
+            })
+            .await?;
+        if guard_on && let Some(wait) = standing.locked_for {
             metrics::counter!(crate::ops::metrics::LOGIN_LOCKOUTS).increment(1);
             return Err(Error::too_many_requests(
                 format!("too many failed sign-ins for this account; retry in {wait} s"),
@@ -132,31 +149,30 @@ impl AuthApi {
             )
             .into());
         }
-        let account = email.clone();
-        let found = state
-            .db
-            .read(move |conn| Ok(repo::credentials_by_email(conn, &email)?))
-            .await?;
         let (user, phc) = match found {
             Some((user, phc)) => (Some(user), Some(phc)),
             None => (None, None),
         };
         let valid = state.hasher.verify(phc, body.password.into_inner()).await?;
-        let user = match user {
-            Some(user) if valid => {
-                state.login_guard.succeeded(&account);
-                user
+        let Some(user) = user.filter(|_| valid) else {
+            if guard_on {
+                let (clock, policy) = (state.clock.clone(), state.lockout.clone());
+                state
+                    .db
+                    .write(move |conn| {
+                        let tx = conn.transaction()?;
+                        let familiar = standing.familiar;
+                        lockout::failed(&tx, &clock, &policy, &email, &address, familiar)?;
+                        tx.commit()?;
+                        Ok(())
+                    })
+                    .await?;
             }
-            _ => {
-                if guard_on {
-                    state.login_guard.failed(&account, Instant::now());
-                }
-                return Err(Error::unauthorized(
-                    INVALID_CREDENTIALS,
-                    "the email or password is incorrect",
-                )
-                .into());
-            }
+            return Err(Error::unauthorized(
+                INVALID_CREDENTIALS,
+                "the email or password is incorrect",
+            )
+            .into());
         };
         let refresh = random_token();
         let refresh_hash = token_hash(&refresh);
@@ -169,15 +185,18 @@ impl AuthApi {
         state
             .db
             .write(move |conn| {
+                let tx = conn.transaction()?;
                 let now = clock.stamp();
                 repo::insert_refresh_token(
-                    conn,
+                    &tx,
                     &user_id,
                     &family,
                     &refresh_hash,
                     &now,
                     &clock.stamp_in(Duration::from_secs(ttl)),
                 )?;
+                lockout::succeeded(&tx, &clock, &email, &address, &user_id)?;
+                tx.commit()?;
                 Ok(())
             })
             .await?;
@@ -346,6 +365,9 @@ impl AuthApi {
                     return Ok(None);
                 };
                 repo::set_password(&tx, &user_id, &new_hash, &now)?;
+                if let Some(user) = repo::user_by_id(&tx, &user_id)? {
+                    lockout::clear(&tx, &clock, &user.email.to_lowercase())?;
+                }
                 repo::revoke_all_for_user(&tx, &user_id, &now)?;
                 repo::void_password_resets(&tx, &user_id, &now)?;
                 tx.commit()?;
@@ -516,4 +538,12 @@ async fn start_password_reset(state: &AppState, email: String) -> Result<(), Err
         tracing::info!(recipient = %recipient, "password reset mail kept in the outbox (GET /api/v1/admin/outbox)");
     }
     Ok(())
+}
+
+/// The client address sign-in counts are kept by: the IPv4 address, or the
+/// /64 of an IPv6 one, as the rate limiter sees it.
+fn client_address(state: &AppState, req: &poem::Request) -> String {
+    crate::protection::client_ip::client_ip(req, &state.config.server.trusted_proxies)
+        .map(|ip| crate::protection::admission::group(ip).to_string())
+        .unwrap_or_else(|| "unknown".into())
 }

@@ -2,6 +2,7 @@
 //! rotating refresh tokens, password reset, roles.
 
 pub mod api;
+pub mod lockout;
 pub mod model;
 pub mod password;
 pub mod repo;

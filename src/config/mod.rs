@@ -480,9 +480,17 @@ pub struct RateLimitConfig {
     pub writes: ClassLimit,
     /// Admin views; per admin.
     pub admin: ClassLimit,
-    /// Failed logins of one account that cost nothing; the next failure
-    /// locks the account (it is still answered 401; later tries get 429).
+    /// Accounts created per client address (sign-ups, refused ones too).
+    pub signups: ClassLimit,
+    /// Failed logins of one account from one address that cost nothing; the
+    /// next failure locks that address out of the account (it is still
+    /// answered 401; later tries get 429). Other addresses are unaffected.
     pub login_free_failures: u32,
+    /// Failed logins of one account from all the addresses it never signed
+    /// in from, summed, that cost nothing; the next failure locks every such
+    /// address out of it. Addresses it signed in from are never locked by
+    /// another's failures.
+    pub login_unfamiliar_free_failures: u32,
     /// First lockout; each further failure doubles it.
     pub login_lockout_base_ms: u64,
     /// Longest lockout.
@@ -506,7 +514,12 @@ impl Default for RateLimitConfig {
                 per_minute: 3_000,
                 burst: 600,
             },
+            signups: ClassLimit {
+                per_minute: 1,
+                burst: 100,
+            },
             login_free_failures: 5,
+            login_unfamiliar_free_failures: 20,
             login_lockout_base_ms: 1_000,
             login_lockout_max_seconds: 900,
         }
@@ -641,6 +654,7 @@ impl Config {
             "failures": limits.failures,
             "writes": limits.writes,
             "admin": limits.admin,
+            "signups": limits.signups,
         }});
         Figment::from(Serialized::defaults(nested))
             .merge(Toml::file(path))
@@ -664,7 +678,7 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 33] = [
+        let checks: [(&str, bool, &str); 34] = [
             (
                 "health.replication_degraded_seconds",
                 self.health.replication_degraded_seconds >= 1,
@@ -724,6 +738,11 @@ impl Config {
                     && r.admin.per_minute >= 1
                     && r.admin.burst >= 1,
                 "per_minute and burst of writes and admin must be at least 1",
+            ),
+            (
+                "rate_limit.signups",
+                r.signups.per_minute >= 1 && r.signups.burst >= 1,
+                "per_minute and burst must be at least 1",
             ),
             (
                 "payments.stripe_max_concurrent_calls",

@@ -25,6 +25,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0004_orders_payments.sql")),
     M::up(include_str!("migrations/0005_session_lookup.sql")),
     M::up(include_str!("migrations/0006_early_refunds.sql")),
+    M::up(include_str!("migrations/0007_sign_in_lockouts.sql")),
 ];
 
 /// The schema version this binary writes.

@@ -62,10 +62,14 @@ fn is_credential_route(path: &str) -> bool {
 }
 
 /// The budget class of a request, or `None` for what no budget covers:
-/// probes, the credential routes (their failures are charged instead),
+/// probes, the credential routes but sign-up (their failures are charged
+/// instead),
 /// the payment webhook (Stripe must always get through; its deliveries are
 /// verified instead) and reads, which are not rationed.
 pub fn classify(method: &Method, path: &str) -> Option<Class> {
+    if *method == Method::POST && path == "/api/v1/auth/register" {
+        return Some(Class::Signups);
+    }
     if is_probe(path) || path == WEBHOOK || path.starts_with("/api/v1/auth/") {
         return None;
     }
@@ -207,8 +211,8 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
     }
     let class = classify(req.method(), &path);
     let key = match &verified {
-        Some(v) => format!("user:{}", v.principal.user_id),
-        None => address.clone(),
+        Some(v) if class != Some(Class::Signups) => format!("user:{}", v.principal.user_id),
+        _ => address.clone(),
     };
     if let Some(verified) = verified {
         req.set_data(verified);
@@ -220,14 +224,15 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
         tracing::debug!(class = class.as_str(), "rate limited");
         metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => class.as_str())
             .increment(1);
-        let mut resp = refusal(Error::too_many_requests(
-            format!(
-                "too many requests of the {} kind; retry in {} s",
-                class.as_str(),
-                decision.retry_after_seconds
+        let wait = decision.retry_after_seconds;
+        let detail = match class {
+            Class::Signups => format!("too many sign-ups from your address; retry in {wait} s"),
+            _ => format!(
+                "too many requests of the {} kind; retry in {wait} s",
+                class.as_str()
             ),
-            decision.retry_after_seconds,
-        ));
+        };
+        let mut resp = refusal(Error::too_many_requests(detail, wait));
         set_rate_headers(&mut resp, &decision);
         return Ok(resp);
     }
@@ -377,9 +382,13 @@ mod tests {
     }
 
     #[test]
-    fn reads_credentials_and_the_webhook_have_no_budget() {
+    fn sign_in_and_the_webhook_have_no_budget_sign_up_has_its_own() {
         assert_eq!(classify(&Method::GET, "/api/v1/offerings"), None);
         assert_eq!(classify(&Method::POST, "/api/v1/auth/login"), None);
+        assert_eq!(
+            classify(&Method::POST, "/api/v1/auth/register"),
+            Some(Class::Signups)
+        );
         assert_eq!(classify(&Method::POST, WEBHOOK), None);
         assert_eq!(
             classify(&Method::POST, "/api/v1/orders/draft"),

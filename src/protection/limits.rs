@@ -4,7 +4,9 @@
 //! memory past `rate_limit.max_keys` per kind.
 //!
 //! - Budgets: writes and admin views, per signed-in user (per address when
-//!   anonymous), sized so a person or a scripted test never meets them.
+//!   anonymous), sized so a person or a scripted test never meets them;
+//!   sign-ups per address, sized so a classroom behind one address never
+//!   meets it.
 //! - Failures: a client address is charged for failed sign-ins, refused
 //!   sign-ups and bad tokens, never for successes; once its bucket is empty
 //!   the address is refused on the credential routes until a token drips
@@ -32,6 +34,8 @@ pub enum Class {
     Writes,
     /// Admin views.
     Admin,
+    /// Sign-ups, per client address whoever is signed in.
+    Signups,
 }
 
 impl Class {
@@ -39,6 +43,7 @@ impl Class {
         match self {
             Class::Writes => "writes",
             Class::Admin => "admin",
+            Class::Signups => "signups",
         }
     }
 }
@@ -98,6 +103,7 @@ pub struct RateLimits {
     enabled: bool,
     writes: ClassLimiter,
     admin: ClassLimiter,
+    signups: ClassLimiter,
     /// Failures per client address.
     pub failures: FailureThrottle,
 }
@@ -108,6 +114,7 @@ impl RateLimits {
             enabled: config.enabled,
             writes: ClassLimiter::new(&config.writes, config.max_keys),
             admin: ClassLimiter::new(&config.admin, config.max_keys),
+            signups: ClassLimiter::new(&config.signups, config.max_keys),
             failures: FailureThrottle::new(
                 &config.failures,
                 config.max_keys,
@@ -124,6 +131,7 @@ impl RateLimits {
         match class {
             Class::Writes => &self.writes,
             Class::Admin => &self.admin,
+            Class::Signups => &self.signups,
         }
     }
 

@@ -7,4 +7,3 @@ pub mod admission;
 pub mod client_ip;
 pub mod layers;
 pub mod limits;
-pub mod login_guard;

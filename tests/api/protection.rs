@@ -477,85 +477,246 @@ async fn trusted_proxies_pass_the_client_address_and_others_cannot_spoof_it() {
     let _ = get_from(&plain, "/api/v1/offerings", None).await;
 }
 
+/// Limits on, with addresses chosen by `X-Forwarded-For` (the test client,
+/// 127.0.0.1, is a trusted proxy).
+fn lockout_app(config: &mut Config) {
+    config.rate_limit.enabled = true;
+    config.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+}
+
+async fn login_via(app: &TestApp, email: &str, password: &str, from: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", from)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn locked(resp: reqwest::Response) {
+    assert!(resp.headers().contains_key("retry-after"));
+    let body = problem(resp, 429).await;
+    assert_eq!(body["code"], "RATE_LIMITED");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many failed sign-ins for this account"),
+        "{body}"
+    );
+}
+
 #[tokio::test]
-async fn login_lockout_counts_failures_only_whatever_the_address() {
+async fn six_wrong_passwords_lock_out_their_address_not_the_owner_elsewhere() {
+    let app = spawn_app_with(lockout_app).await;
+    let (owner, attacker) = ("198.51.100.1", "203.0.113.7");
+    // Many honest logins in a row are never slowed.
+    for _ in 0..8 {
+        let resp = login_via(&app, "student3@test.com", "password123", owner).await;
+        assert_eq!(resp.status(), 200);
+    }
+    // Five free failures, and the sixth is still checked (401), then locks.
+    for _ in 0..6 {
+        let resp = login_via(&app, "student3@test.com", "wrong-guess", attacker).await;
+        assert_eq!(resp.status(), 401);
+    }
+    // Locked: the right password from that address is not even checked.
+    locked(login_via(&app, "student3@test.com", "password123", attacker).await).await;
+    // The owner, from their address or from one never used, gets in.
+    let resp = login_via(&app, "student3@test.com", "password123", owner).await;
+    assert_eq!(resp.status(), 200);
+    let resp = login_via(&app, "student3@test.com", "password123", "192.0.2.55").await;
+    assert_eq!(resp.status(), 200);
+    // The lock runs out (1 s, then doubling): one more guess is checked and
+    // locks for 2 s.
+    app.clock.advance(Duration::from_millis(1_001));
+    let resp = login_via(&app, "student3@test.com", "wrong-guess", attacker).await;
+    assert_eq!(resp.status(), 401);
+    locked(login_via(&app, "student3@test.com", "password123", attacker).await).await;
+    app.clock.advance(Duration::from_millis(1_500));
+    locked(login_via(&app, "student3@test.com", "password123", attacker).await).await;
+    app.clock.advance(Duration::from_millis(501));
+    // A success clears that address's count.
+    let resp = login_via(&app, "student3@test.com", "password123", attacker).await;
+    assert_eq!(resp.status(), 200);
+    let resp = login_via(&app, "student3@test.com", "wrong-guess", attacker).await;
+    assert_eq!(resp.status(), 401);
+    let resp = login_via(&app, "student3@test.com", "password123", attacker).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn guesses_from_many_addresses_lock_out_unfamiliar_ones_not_the_owners() {
     let app = spawn_app_with(|c| {
-        c.rate_limit.enabled = true;
-        c.rate_limit.login_free_failures = 3;
-        c.rate_limit.login_lockout_base_ms = 1_000;
-        c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        lockout_app(c);
+        c.rate_limit.login_unfamiliar_free_failures = 3;
     })
     .await;
-    let login = |password: &'static str, from: &'static str| {
-        app.client
-            .post(app.url("/api/v1/auth/login"))
-            .header("x-forwarded-for", from)
-            .json(&json!({"email": "student3@test.com", "password": password}))
-            .send()
-    };
-    // Many honest logins in a row are never slowed.
-    for _ in 0..10 {
-        assert_eq!(
-            login("password123", "198.51.100.1").await.unwrap().status(),
-            200
-        );
+    let home = "198.51.100.1";
+    let resp = login_via(&app, "student4@test.com", "password123", home).await;
+    assert_eq!(resp.status(), 200, "the owner signs in from home once");
+    // One guess from each of four new addresses: three free, the fourth
+    // checked, then every unfamiliar address is locked out.
+    for i in 1..=4 {
+        let from = format!("203.0.113.{i}");
+        let resp = login_via(&app, "student4@test.com", "wrong-guess", &from).await;
+        assert_eq!(resp.status(), 401);
     }
-    // Failures from changing addresses still count against the account.
-    for from in ["198.51.100.2", "198.51.100.3", "198.51.100.4"] {
-        assert_eq!(login("wrong-guess", from).await.unwrap().status(), 401);
-    }
-    let locked = login("wrong-guess", "198.51.100.5").await.unwrap();
-    assert_eq!(
-        locked.status(),
-        401,
-        "the fourth failure is counted, then the lock starts"
-    );
-    let refused = login("password123", "198.51.100.6").await.unwrap();
-    assert!(refused.headers().contains_key("retry-after"));
-    assert_eq!(problem(refused, 429).await["code"], "RATE_LIMITED");
+    locked(login_via(&app, "student4@test.com", "password123", "203.0.113.9").await).await;
+    locked(login_via(&app, "student4@test.com", "password123", "192.0.2.1").await).await;
+    // The owner at home is not locked out.
+    let resp = login_via(&app, "student4@test.com", "password123", home).await;
+    assert_eq!(resp.status(), 200);
     // Other accounts are unaffected.
-    app.login("student4@test.com", "password123").await;
-    // After the lock, a success clears the record.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    assert_eq!(
-        login("password123", "198.51.100.1").await.unwrap().status(),
-        200
-    );
-    assert_eq!(
-        login("wrong-guess", "198.51.100.1").await.unwrap().status(),
-        401
-    );
-    assert_eq!(
-        login("password123", "198.51.100.1").await.unwrap().status(),
-        200
-    );
+    let resp = login_via(&app, "student5@test.com", "password123", "203.0.113.9").await;
+    assert_eq!(resp.status(), 200);
+    app.clock.advance(Duration::from_millis(1_001));
+    let resp = login_via(&app, "student4@test.com", "password123", "192.0.2.1").await;
+    assert_eq!(resp.status(), 200, "the lock ran out");
 }
 
 #[tokio::test]
 async fn unknown_accounts_lock_the_same_way() {
     let app = spawn_app_with(|c| {
-        c.rate_limit.enabled = true;
+        lockout_app(c);
         c.rate_limit.login_free_failures = 1;
     })
     .await;
     for email in ["student5@test.com", "nobody@test.com"] {
-        let body = json!({"email": email, "password": "wrong-guess"});
+        for _ in 0..2 {
+            let resp = login_via(&app, email, "wrong-guess", "203.0.113.7").await;
+            assert_eq!(resp.status(), 401, "{email}");
+        }
+        let resp = login_via(&app, email, "wrong-guess", "203.0.113.7").await;
+        let status = resp.status();
+        let body = problem(resp, 429).await;
+        assert_eq!(status, 429);
         assert_eq!(
-            app.post_json("/api/v1/auth/login", &body).await.status(),
-            401
-        );
-        assert_eq!(
-            app.post_json("/api/v1/auth/login", &body).await.status(),
-            401
-        );
-        assert_eq!(
-            app.post_json("/api/v1/auth/login", &body).await.status(),
-            429,
+            body["detail"], "too many failed sign-ins for this account; retry in 1 s",
             "{email}"
         );
     }
 }
 
+#[tokio::test]
+async fn a_password_reset_lifts_the_lock_and_a_lock_survives_a_restart() {
+    let config = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::helpers::test_config(dir.path());
+        lockout_app(&mut config);
+        (dir, config)
+    };
+    let app = crate::helpers::spawn_in(config.0, config.1.clone()).await;
+    let from = "203.0.113.7";
+    for _ in 0..6 {
+        let resp = login_via(&app, "student2@test.com", "wrong-guess", from).await;
+        assert_eq!(resp.status(), 401);
+    }
+    locked(login_via(&app, "student2@test.com", "password123", from).await).await;
+    let dir = app.stop().await;
+    let app = crate::helpers::spawn_in(dir, config.1).await;
+    locked(login_via(&app, "student2@test.com", "password123", from).await).await;
+    let resp = app
+        .post_json(
+            "/api/v1/auth/forgot-password",
+            &json!({"email": "student2@test.com"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    let mail = app.latest_mail().await;
+    let body = mail["body"].as_str().unwrap();
+    let at = body.find("token=").unwrap() + "token=".len();
+    let token = body[at..].split_whitespace().next().unwrap();
+    let resp = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": token, "newPassword": "a-new-password"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    let resp = login_via(&app, "student2@test.com", "a-new-password", from).await;
+    assert_eq!(resp.status(), 200, "the reset lifted the lock");
+}
+
+#[tokio::test]
+async fn wemaster_user_unlock_lifts_every_lock_of_an_account() {
+    let app = spawn_app_with(|c| {
+        lockout_app(c);
+        c.rate_limit.login_unfamiliar_free_failures = 1;
+    })
+    .await;
+    for from in ["203.0.113.1", "203.0.113.2"] {
+        let resp = login_via(&app, "student1@test.com", "wrong-guess", from).await;
+        assert_eq!(resp.status(), 401);
+    }
+    locked(login_via(&app, "student1@test.com", "password123", "192.0.2.1").await).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = app.db_path.display().to_string();
+    let env = [("WEMASTER_DATABASE__PATH", db.as_str())];
+    let (code, out, err) =
+        crate::helpers::run_binary(dir.path(), &["user", "unlock", "Student1@test.com"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("unlocked student1@test.com: 1 locked-out address(es) cleared (database "),
+        "{out}"
+    );
+    assert!(out.contains(&db), "{out}");
+    let resp = login_via(&app, "student1@test.com", "password123", "192.0.2.1").await;
+    assert_eq!(resp.status(), 200);
+    let (code, _, err) =
+        crate::helpers::run_binary(dir.path(), &["user", "unlock", "nobody@test.com"], &env);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no account has the email nobody@test.com"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn sign_ups_are_bounded_per_address_and_a_classroom_fits() {
+    let app = spawn_app_with(|c| {
+        lockout_app(c);
+        c.rate_limit.signups.burst = 30;
+    })
+    .await;
+    let register = |i: u32, from: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/register"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": format!("pupil{i}@school.test"), "password": "longenough"}))
+            .send()
+    };
+    let before = app.count("users");
+    // A class of 30 behind one school address.
+    for i in 0..30 {
+        assert_eq!(register(i, "198.51.100.1").await.unwrap().status(), 201);
+    }
+    let refused = register(30, "198.51.100.1").await.unwrap();
+    assert_eq!(refused.headers()["ratelimit-limit"], "30");
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body = problem(refused, 429).await;
+    assert_eq!(body["code"], "RATE_LIMITED");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many sign-ups from your address; retry in"),
+        "{body}"
+    );
+    assert_eq!(
+        app.count("users"),
+        before + 30,
+        "the refused one was not created"
+    );
+    // Another address signs up as before.
+    assert_eq!(register(31, "198.51.100.2").await.unwrap().status(), 201);
+}
 #[tokio::test]
 async fn bodies_over_the_cap_are_413_even_when_chunked() {
     let app = spawn_app_with(|c| c.server.max_body_bytes = 2_048).await;

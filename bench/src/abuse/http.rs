@@ -60,7 +60,7 @@ pub fn client_from(address: Ipv4Addr) -> Result<reqwest::Client> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Refusal {
-    /// The account is locked after failed logins (whatever the address).
+    /// The account is locked out for this address after failed logins.
     AccountLocked,
     /// The address spent its failure budget.
     AddressThrottled,

@@ -58,7 +58,7 @@ fn check(part: &'static str, rule: String, metric: &str, pass: bool) -> Check {
 }
 
 fn lockout(limits: &Limits, a: &Lockout, checks: &mut Vec<Check>) {
-    let free = limits.login_free_failures as usize;
+    let free = limits.login_unfamiliar_free_failures as usize;
     let locked = a
         .guesses
         .last()
@@ -81,11 +81,31 @@ fn lockout(limits: &Limits, a: &Lockout, checks: &mut Vec<Check>) {
         ..check(
             "abuse a",
             format!(
-                "account locked after {free} to {} wrong guesses from as many addresses",
+                "unfamiliar addresses locked out after {free} to {} wrong guesses from as many addresses",
                 free + 1
             ),
             "a.failures_before_lock",
             locked && (free..=free + 1).contains(&a.checked_before_refusal),
+        )
+    });
+    let before = a.owner_before.as_ref();
+    checks.push(Check {
+        note: before.map_or("not tried".into(), |r| r.describe()),
+        ..check(
+            "abuse a",
+            "the owner signs in from home before the attack".into(),
+            "a.owner_before",
+            before.is_some_and(|r| r.is(200)),
+        )
+    });
+    let home = a.owner_while_locked.as_ref();
+    checks.push(Check {
+        note: home.map_or("not tried: nothing was locked".into(), |r| r.describe()),
+        ..check(
+            "abuse a",
+            "the owner still signs in from home while other addresses are locked out".into(),
+            "a.owner_while_locked",
+            home.is_some_and(|r| r.is(200)),
         )
     });
     let refused = a.correct_while_locked.as_ref();
@@ -95,7 +115,7 @@ fn lockout(limits: &Limits, a: &Lockout, checks: &mut Vec<Check>) {
         }),
         ..check(
             "abuse a",
-            "the correct password is refused while the account is locked".into(),
+            "the correct password from a new address is refused while locked".into(),
             "a.correct_while_locked",
             refused.is_some_and(|r| r.refused_by(Refusal::AccountLocked)),
         )
@@ -271,6 +291,7 @@ mod tests {
     fn limits() -> Limits {
         Limits {
             login_free_failures: 5,
+            login_unfamiliar_free_failures: 20,
             login_lockout_base_ms: 1000,
             login_lockout_max_seconds: 900,
             failures: Bucket {
@@ -307,7 +328,9 @@ mod tests {
             account: "a@x".into(),
             guesses,
             checked_before_refusal: checked,
+            owner_before: Some(answer(200, None)),
             correct_while_locked: Some(answer(429, Some(Refusal::AccountLocked))),
+            owner_while_locked: Some(answer(200, None)),
             first_lock: Some(window(1.0, 401)),
             second_lock: Some(window(2.0, 200)),
             addresses: 70,
@@ -387,7 +410,7 @@ mod tests {
 
     #[test]
     fn a_server_that_stops_every_abuse_passes_every_check() {
-        let verdicts = verdicts(&lockout(6), &stuffing(30), &flood(1.0, 1.4, &[(200, 300)]));
+        let verdicts = verdicts(&lockout(21), &stuffing(30), &flood(1.0, 1.4, &[(200, 300)]));
         assert!(
             verdicts.iter().all(|(_, s)| *s == Status::Pass),
             "{verdicts:?}"
@@ -396,7 +419,7 @@ mod tests {
 
     #[test]
     fn an_account_locked_too_late_or_never_fails_part_a() {
-        let late = verdicts(&lockout(9), &stuffing(30), &flood(1.0, 1.0, &[(200, 300)]));
+        let late = verdicts(&lockout(23), &stuffing(30), &flood(1.0, 1.0, &[(200, 300)]));
         assert_eq!(status_of(&late, "a.failures_before_lock"), Status::Fail);
         let mut never = lockout(30);
         never.guesses.pop();
@@ -406,19 +429,27 @@ mod tests {
 
     #[test]
     fn a_correct_password_let_in_while_locked_fails_part_a() {
-        let mut a = lockout(6);
+        let mut a = lockout(21);
         a.correct_while_locked = Some(answer(200, None));
         let verdicts = verdicts(&a, &stuffing(30), &flood(1.0, 1.0, &[(200, 300)]));
         assert_eq!(status_of(&verdicts, "a.correct_while_locked"), Status::Fail);
     }
 
     #[test]
+    fn an_owner_locked_out_of_home_fails_part_a() {
+        let mut a = lockout(21);
+        a.owner_while_locked = Some(answer(429, Some(Refusal::AccountLocked)));
+        let verdicts = verdicts(&a, &stuffing(30), &flood(1.0, 1.0, &[(200, 300)]));
+        assert_eq!(status_of(&verdicts, "a.owner_while_locked"), Status::Fail);
+    }
+
+    #[test]
     fn an_address_throttled_late_or_locking_out_others_fails_part_b() {
-        let late = verdicts(&lockout(6), &stuffing(45), &flood(1.0, 1.0, &[(200, 300)]));
+        let late = verdicts(&lockout(21), &stuffing(45), &flood(1.0, 1.0, &[(200, 300)]));
         assert_eq!(status_of(&late, "b.failures_before_throttle"), Status::Fail);
         let mut collateral = stuffing(30);
         collateral.login_from_other_address = answer(429, Some(Refusal::AddressThrottled));
-        let collateral = verdicts(&lockout(6), &collateral, &flood(1.0, 1.0, &[(200, 300)]));
+        let collateral = verdicts(&lockout(21), &collateral, &flood(1.0, 1.0, &[(200, 300)]));
         assert_eq!(
             status_of(&collateral, "b.login_from_other_address"),
             Status::Fail
@@ -427,10 +458,10 @@ mod tests {
 
     #[test]
     fn a_slowed_or_refused_honest_client_fails_part_c() {
-        let slow = verdicts(&lockout(6), &stuffing(30), &flood(1.0, 3.5, &[(200, 300)]));
+        let slow = verdicts(&lockout(21), &stuffing(30), &flood(1.0, 3.5, &[(200, 300)]));
         assert_eq!(status_of(&slow, "c.honest_p95_ratio"), Status::Fail);
         let refused = verdicts(
-            &lockout(6),
+            &lockout(21),
             &stuffing(30),
             &flood(1.0, 1.0, &[(200, 299), (429, 1)]),
         );

@@ -11,8 +11,13 @@ use toml::Table;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Limits {
-    /// Failed logins of one account that cost nothing; the next one locks it.
+    /// Failed logins of one account from one address that cost nothing; the
+    /// next one locks that address out of the account.
     pub login_free_failures: u32,
+    /// Failed logins of one account from all the addresses it never signed
+    /// in from, summed, that cost nothing; the next one locks all of those
+    /// out (not the addresses it signed in from).
+    pub login_unfamiliar_free_failures: u32,
     /// The first lockout, in ms; each further failure doubles it.
     pub login_lockout_base_ms: u64,
     /// The longest lockout, in seconds.
@@ -82,6 +87,7 @@ mod tests {
         [rate_limit]
         enabled = true
         login_free_failures = 5
+        login_unfamiliar_free_failures = 20
         login_lockout_base_ms = 1000
         login_lockout_max_seconds = 900
         [rate_limit.failures]

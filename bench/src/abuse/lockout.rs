@@ -1,13 +1,16 @@
 //! Part a: password guessing on one account from many addresses. Every
-//! guess comes from a fresh loopback address, so no per-address budget ever
-//! runs out: only the per-account lockout can stop it.
+//! guess comes from a fresh loopback address, so no per-address budget or
+//! per-address lockout ever runs out: only the lockout of the addresses the
+//! account never signed in from (summed over them) can stop it.
 //!
-//! The attacker guesses until the server refuses; then the owner's correct
-//! password is tried (it must be refused too, or the lock would tell the
-//! attacker nothing); then the first lockout is waited out with further wrong
-//! guesses, one every 50 ms, until one is checked again, which locks the
-//! account for twice as long; that second lockout is waited out with the
-//! correct password, until the owner gets in.
+//! The owner first signs in from a home address. The attacker guesses until
+//! the server refuses; then the correct password is tried from a new
+//! address (it must be refused too, or the lock would tell the attacker
+//! nothing) and from the owner's home (it must get in: guesses from
+//! elsewhere cannot lock the owner out); then the first lockout is waited
+//! out with further wrong guesses, one every 50 ms, until one is checked
+//! again, which locks for twice as long; that second lockout is waited out
+//! with the correct password from new addresses, until it gets in.
 
 use std::time::{Duration, Instant};
 
@@ -23,8 +26,9 @@ const PASSWORD: &str = "password123";
 const WRONG: &str = "password124";
 /// The second octet of this part's addresses: 127.10.x.y.
 const BLOCK: u8 = 10;
-/// Wrong guesses sent at most while waiting for the first refusal.
-const MAX_GUESSES: usize = 30;
+/// Wrong guesses sent past the expected lock while waiting for the first
+/// refusal.
+const EXTRA_GUESSES: usize = 10;
 /// How often a locked account is tried while the lock is waited out.
 const PROBE_EVERY: Duration = Duration::from_millis(50);
 
@@ -35,8 +39,12 @@ pub struct Lockout {
     pub guesses: Vec<Answer>,
     /// How many of them the server checked (401) before refusing one.
     pub checked_before_refusal: usize,
-    /// The correct password, sent right after the first refusal.
+    /// The owner's sign-in from home before the attack.
+    pub owner_before: Option<Answer>,
+    /// The correct password from a new address, right after the first refusal.
     pub correct_while_locked: Option<Answer>,
+    /// The correct password from the owner's home, right after that.
+    pub owner_while_locked: Option<Answer>,
     /// The first lockout, waited out with wrong guesses.
     pub first_lock: Option<LockWindow>,
     /// The lockout the first guess after it caused, waited out with the
@@ -78,9 +86,11 @@ impl LockWindow {
 
 pub async fn run(base_url: &str, limits: &Limits) -> Result<Lockout> {
     let mut addresses = Addresses::new(BLOCK);
+    let home = addresses.next();
+    let owner_before = Some(login_from(home, base_url, ACCOUNT, PASSWORD).await?);
     let mut guesses = Vec::new();
     let mut last_checked = None;
-    for _ in 0..MAX_GUESSES {
+    for _ in 0..limits.login_unfamiliar_free_failures as usize + EXTRA_GUESSES {
         let answer = login_from(addresses.next(), base_url, ACCOUNT, WRONG).await?;
         if answer.is(401) {
             last_checked = Some(Instant::now());
@@ -96,7 +106,9 @@ pub async fn run(base_url: &str, limits: &Limits) -> Result<Lockout> {
         account: ACCOUNT.into(),
         guesses,
         checked_before_refusal,
+        owner_before,
         correct_while_locked: None,
+        owner_while_locked: None,
         first_lock: None,
         second_lock: None,
         addresses: 0,
@@ -108,6 +120,7 @@ pub async fn run(base_url: &str, limits: &Limits) -> Result<Lockout> {
     if let (true, Some(locked_at)) = (locked, last_checked) {
         lockout.correct_while_locked =
             Some(login_from(addresses.next(), base_url, ACCOUNT, PASSWORD).await?);
+        lockout.owner_while_locked = Some(login_from(home, base_url, ACCOUNT, PASSWORD).await?);
         let (first, relocked_at) = wait_out(
             &mut addresses,
             base_url,

@@ -33,9 +33,11 @@ pub fn text(run: &AbuseRun) -> String {
     );
     let _ = writeln!(
         w,
-        "limits: {} free failed logins per account, then a lockout of {} ms doubling up to {} s; \
-         per address {} failures at once, {} more a minute",
+        "limits: {} free failed logins per account and address, {} per account from unfamiliar \
+         addresses, then a lockout of {} ms doubling up to {} s; per address {} failures at once, \
+         {} more a minute",
         limits.login_free_failures,
+        limits.login_unfamiliar_free_failures,
         limits.login_lockout_base_ms,
         limits.login_lockout_max_seconds,
         limits.failures.burst,
@@ -67,14 +69,18 @@ pub fn text(run: &AbuseRun) -> String {
         a.checked_before_refusal,
         a.guesses.last().map_or("nothing".into(), |g| g.describe())
     );
-    let _ = writeln!(
-        w,
-        "  {} {}",
-        dotted("correct password while locked"),
-        a.correct_while_locked
-            .as_ref()
-            .map_or("not tried".into(), |c| c.describe())
-    );
+    for (what, answer) in [
+        ("owner from home, before", &a.owner_before),
+        ("correct password while locked", &a.correct_while_locked),
+        ("owner from home while locked", &a.owner_while_locked),
+    ] {
+        let _ = writeln!(
+            w,
+            "  {} {}",
+            dotted(what),
+            answer.as_ref().map_or("not tried".into(), |c| c.describe())
+        );
+    }
     lock_line(w, "first lockout, wrong guesses", a.first_lock.as_ref());
     lock_line(w, "second lockout, right password", a.second_lock.as_ref());
 
