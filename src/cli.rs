@@ -113,6 +113,7 @@ const EXIT_FAILURE: u8 = 1;
 
 /// Parses the command line and runs the command.
 pub fn run() -> ExitCode {
+    owner_only_files();
     let cli = Cli::parse();
     let path = cli
         .config
@@ -167,8 +168,10 @@ pub fn run() -> ExitCode {
                 })
                 .and_then(|r| {
                     print(&format!(
-                        "seeded {} accounts and {} offerings\n",
-                        r.users_added, r.offerings_added
+                        "seeded {} accounts and {} offerings into {}\n",
+                        r.users_added,
+                        r.offerings_added,
+                        config.database.path.display()
                     ))
                 })
         }
@@ -223,6 +226,19 @@ fn serve(config: Config) -> anyhow::Result<()> {
         app.run_until(shutdown).await?;
         Ok(())
     })
+}
+
+/// Files and folders this process creates (the database, its WAL and
+/// shared-memory files, backups, their folders) are its owner's only: 0600
+/// and 0700, whatever looser umask it was started with. They hold password
+/// hashes and tokens.
+fn owner_only_files() {
+    #[cfg(unix)]
+    {
+        use rustix::fs::Mode;
+        let inherited = rustix::process::umask(Mode::from_raw_mode(0o077));
+        rustix::process::umask(inherited | Mode::from_raw_mode(0o077));
+    }
 }
 
 /// One line on stderr for a failure (with its causes), no backtrace.
@@ -288,10 +304,11 @@ fn create_user(
     })
     .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
     print(&format!(
-        "created {} account {} ({})\n",
+        "created {} account {} ({}) in {}\n",
         role.as_str(),
         user.email,
-        user.id
+        user.id,
+        config.database.path.display()
     ))
 }
 

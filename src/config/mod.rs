@@ -8,8 +8,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Source};
 use serde::{Deserialize, Serialize};
 
 pub use crate::payments::model::PaymentProvider;
@@ -666,11 +666,46 @@ impl Config {
     }
 
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| explain::explain(e, &figment))?;
+        config.anchor_paths(&figment);
         config.validate()?;
         Ok(config)
+    }
+
+    /// Makes every file path absolute, as nginx and systemd read theirs: a
+    /// relative path in the configuration file, or a built-in default one,
+    /// is relative to the file's folder (so `wemaster --config
+    /// /opt/wemaster/wemaster.toml` finds `/opt/wemaster/data/wemaster.db`
+    /// from any folder); one from an environment variable, or any path when
+    /// there is no file, to the current folder, as a shell reads it.
+    fn anchor_paths(&mut self, figment: &Figment) {
+        let file_folder = |source: Option<&Source>| match source {
+            Some(Source::File(file)) => file.parent().map(Path::to_path_buf),
+            _ => None,
+        };
+        let config_folder = figment
+            .metadata()
+            .find_map(|meta| file_folder(meta.source.as_ref()));
+        for (key, path) in [
+            ("database.path", &mut self.database.path),
+            ("backup.dir", &mut self.backup.dir),
+            (
+                "health.litestream_socket",
+                &mut self.health.litestream_socket,
+            ),
+        ] {
+            if path.as_os_str().is_empty() || path.is_absolute() {
+                continue;
+            }
+            let base = match figment.find_metadata(key) {
+                Some(meta) => file_folder(meta.source.as_ref()),
+                None => config_folder.clone(),
+            };
+            let joined = base.map_or_else(|| path.clone(), |folder| folder.join(&*path));
+            *path = std::path::absolute(&joined).unwrap_or(joined);
+        }
     }
 
     /// Checks the values serde cannot: ranges and relations.

@@ -13,6 +13,47 @@ fn reset_token_from(mail: &Value) -> String {
     body[at..].split_whitespace().next().unwrap().to_string()
 }
 
+#[test]
+fn user_create_from_another_folder_writes_beside_the_config_file_and_says_which() {
+    let root = tempfile::tempdir().unwrap();
+    let site = root.path().join("opt/wemaster");
+    let home = root.path().join("home/me");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        site.join("wemaster.toml"),
+        "[database]\npath = \"data/wemaster.db\"\n[demo]\nseed_on_empty = false\n",
+    )
+    .unwrap();
+    let config = site.join("wemaster.toml").display().to_string();
+    let (status, stdout, stderr) = crate::helpers::run_binary(
+        &home,
+        &[
+            "--config",
+            &config,
+            "user",
+            "create",
+            "--email",
+            "you@example.com",
+            "--role",
+            "ADMIN",
+        ],
+        &[
+            ("WEMASTER_NEW_PASSWORD", "root-password-1"),
+            ("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64"),
+            ("WEMASTER_AUTH__ARGON2_ITERATIONS", "1"),
+        ],
+    );
+    assert_eq!(status, 0, "{stderr}");
+    let database = site.join("data/wemaster.db");
+    assert!(
+        stdout.contains(&format!("in {}", database.display())),
+        "{stdout}"
+    );
+    assert!(database.exists());
+    assert!(!home.join("data").exists(), "nothing written where it ran");
+}
+
 #[tokio::test]
 async fn register_creates_a_student_and_signs_in() {
     let app = spawn_app().await;

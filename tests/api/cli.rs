@@ -139,6 +139,43 @@ fn terminate(child: &std::process::Child) {
 }
 
 #[test]
+fn the_database_its_wal_and_backups_are_its_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Serving { mut child, .. } = serve_in(dir.path());
+    let data = dir.path().join("data");
+    // Read while the server runs (the WAL and shared memory exist only
+    // then), asserted once it stopped, so a failure leaves no server behind.
+    let modes: Vec<_> = ["", "wemaster.db", "wemaster.db-wal", "wemaster.db-shm"]
+        .map(|file| (file, mode(&data.join(file))))
+        .into();
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        modes,
+        [
+            ("", 0o700),
+            ("wemaster.db", 0o600),
+            ("wemaster.db-wal", 0o600),
+            ("wemaster.db-shm", 0o600)
+        ]
+    );
+    let (code, _, err) = run_binary(dir.path(), &["backup", "copies/b.db"], &[]);
+    assert_eq!(code, 1, "the folder must exist: {err}");
+    std::fs::create_dir(dir.path().join("copies")).unwrap();
+    let (code, _, err) = run_binary(dir.path(), &["backup", "copies/b.db"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(mode(&dir.path().join("copies/b.db")), 0o600, "backup");
+}
+
+#[test]
 fn sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let Serving {

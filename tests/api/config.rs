@@ -13,7 +13,8 @@ fn defaults_apply_when_the_file_is_absent() {
     Jail::expect_with(|_jail| {
         let config = Config::load(Path::new("wemaster.toml")).expect("defaults load");
         assert_eq!(config.server.addr.to_string(), "127.0.0.1:3002");
-        assert_eq!(config.database.path, Path::new("data/wemaster.db"));
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(config.database.path, here.join("data/wemaster.db"));
         assert!(config.demo.seed_on_empty);
         Ok(())
     });
@@ -31,7 +32,8 @@ fn file_overrides_defaults_and_env_overrides_file() {
         let config = Config::load(Path::new("wemaster.toml")).expect("loads");
         assert_eq!(config.server.addr.to_string(), "127.0.0.1:5000", "env wins");
         assert_eq!(config.database.read_pool_size, 3, "file wins over default");
-        assert_eq!(config.database.path, Path::new("x.db"));
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(config.database.path, here.join("x.db"));
         assert!(!config.rate_limit.enabled);
         assert_eq!(config.database.busy_timeout_ms, 5_000, "default kept");
         Ok(())
@@ -59,6 +61,23 @@ fn a_partial_table_keeps_the_defaults_of_its_other_keys() {
         jail.set_env("WEMASTER_RATE_LIMIT__FAILURES__BURST", "50");
         let config = Config::load(Path::new("absent.toml")).expect("loads");
         assert_eq!(config.rate_limit.failures.burst, 50);
+        Ok(())
+    });
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_file_that_says_them() {
+    Jail::expect_with(|jail| {
+        let here = std::env::current_dir().unwrap();
+        jail.create_dir("site")?;
+        jail.create_file("site/wemaster.toml", "[backup]\ndir = \"snapshots\"\n")?;
+        jail.set_env("WEMASTER_HEALTH__LITESTREAM_SOCKET", "run/ls.sock");
+        let config = Config::load(Path::new("site/wemaster.toml")).expect("loads");
+        // From the file, and the built-in default: beside the file.
+        assert_eq!(config.backup.dir, here.join("site/snapshots"));
+        assert_eq!(config.database.path, here.join("site/data/wemaster.db"));
+        // From the environment: the current folder, as a shell reads it.
+        assert_eq!(config.health.litestream_socket, here.join("run/ls.sock"));
         Ok(())
     });
 }
