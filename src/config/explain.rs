@@ -65,10 +65,11 @@ pub fn explain(error: figment::Error, figment: &Figment) -> ConfigError {
             path.push(field.clone());
         }
         let key = path.join(".");
+        let from = origin(&key, e.metadata.as_ref());
+        let from_env = from.contains("environment");
         return ConfigError(format!(
-            "unknown configuration key `{key}`{}{}",
-            origin(&key, e.metadata.as_ref()),
-            suggestion(&path, field, expected)
+            "unknown configuration key `{key}`{from}{}",
+            suggestion(&path, field, expected, from_env)
         ));
     }
     let key = path.join(".");
@@ -82,6 +83,7 @@ pub fn explain(error: figment::Error, figment: &Figment) -> ConfigError {
             shown(actual),
             allowed(&key, expected, from.contains("environment"))
         ),
+        Kind::Message(message) if message.starts_with("TOML parse error") => toml_syntax(message),
         Kind::Message(message) => match figment.find_value(&key) {
             Ok(value) => format!("{}: {message}{}", shown_value(&value), hint(&key)),
             Err(_) => format!("{message}{}", hint(&key)),
@@ -95,9 +97,42 @@ pub fn explain(error: figment::Error, figment: &Figment) -> ConfigError {
     }
 }
 
+/// The TOML parser's picture of a syntax error, in one line:
+/// "TOML syntax error at line 1, column 8: invalid table header (`[server`)".
+fn toml_syntax(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim_end).filter(|l| !l.is_empty());
+    let at = lines
+        .next()
+        .and_then(|first| first.strip_prefix("TOML parse error at "))
+        .unwrap_or("");
+    let rest: Vec<&str> = lines.collect();
+    // The quoted source line ("1 | [server") and the words after the caret.
+    let source = rest
+        .iter()
+        .find_map(|l| {
+            l.split_once(" | ")
+                .filter(|(n, _)| n.trim().parse::<u32>().is_ok())
+        })
+        .map(|(_, text)| text.trim());
+    // Everything after the caret line: the parser's words, one or two lines.
+    let caret = rest
+        .iter()
+        .rposition(|l| l.contains('^'))
+        .map_or(0, |i| i + 1);
+    let words = rest[caret.min(rest.len())..]
+        .iter()
+        .map(|l| l.trim())
+        .collect::<Vec<_>>()
+        .join("; ");
+    match source {
+        Some(text) => format!("TOML syntax error at {at}: {words} (`{text}`)"),
+        None => format!("TOML syntax error at {at}: {words}"),
+    }
+}
+
 /// "; did you mean `server.addr`?" for the closest known key, or the list of
 /// keys the section has when none is close.
-fn suggestion(path: &[String], field: &str, expected: &[&str]) -> String {
+fn suggestion(path: &[String], field: &str, expected: &[&str], from_env: bool) -> String {
     let section = &path[..path.len().saturating_sub(1)];
     let full = |name: &str| {
         section
@@ -113,6 +148,24 @@ fn suggestion(path: &[String], field: &str, expected: &[&str]) -> String {
             "; did you mean `{}` (host:port, e.g. 127.0.0.1:8080)?",
             full("addr")
         );
+    }
+    // `WEMASTER_SERVER_ADDR`: one underscore where the section ends.
+    if section.is_empty()
+        && let Some(known) = expected.iter().find(|known| {
+            field
+                .strip_prefix(**known)
+                .is_some_and(|k| k.starts_with('_'))
+        })
+    {
+        let key = format!("{known}.{}", &field[known.len() + 1..]);
+        return if from_env {
+            format!(
+                "; did you mean {} (`{key}`)? Two underscores end the section",
+                env_var(&key)
+            )
+        } else {
+            format!("; did you mean `{key}` (under [{known}])?")
+        };
     }
     let closest = expected
         .iter()
@@ -170,7 +223,9 @@ fn allowed(key: &str, expected: &str, from_env: bool) -> String {
 /// What a value of a custom-parsed key must look like.
 fn hint(key: &str) -> &'static str {
     match key {
-        "server.addr" => "; expected host:port, e.g. 127.0.0.1:3002",
+        "server.addr" => {
+            "; expected host:port with an IP address or a host name of this machine, e.g. 127.0.0.1:3002 or localhost:3002"
+        }
         "server.trusted_proxies" => "; expected IP addresses or CIDR ranges, e.g. 127.0.0.1",
         _ => "",
     }
@@ -211,16 +266,16 @@ mod tests {
         let path = ["database".to_string(), "read_pool_sise".to_string()];
         let known = ["path", "read_pool_size", "busy_timeout_ms"];
         assert_eq!(
-            suggestion(&path, "read_pool_sise", &known),
+            suggestion(&path, "read_pool_sise", &known, false),
             "; did you mean `database.read_pool_size`?"
         );
         let path = ["server".to_string(), "colour".to_string()];
         let known = ["addr", "public_url"];
         assert_eq!(
-            suggestion(&path, "colour", &known),
+            suggestion(&path, "colour", &known, false),
             "; the keys of [server] are addr, public_url"
         );
         let path = ["server".to_string(), "port".to_string()];
-        assert!(suggestion(&path, "port", &known).contains("`server.addr` (host:port"));
+        assert!(suggestion(&path, "port", &known, false).contains("`server.addr` (host:port"));
     }
 }

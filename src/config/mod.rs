@@ -22,6 +22,32 @@ pub use explain::env_var;
 /// removed, as figment sees them).
 const NOT_CONFIG_ENV: &[&str] = &["new_password", "config"];
 
+/// The sections of the configuration, as `Config` names them.
+const SECTIONS: [&str; 12] = [
+    "server",
+    "database",
+    "health",
+    "demo",
+    "cache",
+    "auth",
+    "log",
+    "metrics",
+    "backup",
+    "orders",
+    "payments",
+    "rate_limit",
+];
+
+/// Whether a `WEMASTER_*` variable (prefix removed, lower case) is meant as
+/// configuration: `SECTION__KEY`, or anything that starts with a section's
+/// name (so `WEMASTER_SERVER_ADDR`, a misspelt key, is refused by name).
+/// Other variables that merely share the prefix (`WEMASTER_HOME`) are
+/// left alone.
+fn is_config_env(name: &str) -> bool {
+    !NOT_CONFIG_ENV.contains(&name)
+        && (name.contains("__") || SECTIONS.iter().any(|s| name.starts_with(s)))
+}
+
 /// The effective configuration of one server process.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -43,7 +69,9 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Listen address of the HTTP server.
+    /// Listen address of the HTTP server: an IP address and port, or a host
+    /// name of this machine and port (`localhost:3002`), resolved at start.
+    #[serde(deserialize_with = "deserialize_addr")]
     pub addr: SocketAddr,
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace_seconds: u64,
@@ -549,6 +577,37 @@ impl std::str::FromStr for IpBlock {
     }
 }
 
+/// `host:port` as a socket address: an IP address as written, or a host
+/// name resolved now (its first IPv4 address, else its first).
+pub fn resolve_addr(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("no port".into());
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!("`{port}` is not a port (0 to 65535)"));
+    }
+    let found: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("the host name `{host}` could not be resolved ({e})"))?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("the host name `{host}` has no address"))
+}
+
+fn deserialize_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    resolve_addr(&text).map_err(serde::de::Error::custom)
+}
+
 impl<'de> Deserialize<'de> for IpBlock {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -660,7 +719,7 @@ impl Config {
             .merge(Toml::file(path))
             .merge(
                 Env::prefixed("WEMASTER_")
-                    .ignore(NOT_CONFIG_ENV)
+                    .filter(|name| is_config_env(&name.as_str().to_ascii_lowercase()))
                     .split("__"),
             )
     }
@@ -721,8 +780,8 @@ impl Config {
             ),
             (
                 "metrics.addr",
-                self.metrics.addr.is_empty() || self.metrics.addr.parse::<SocketAddr>().is_ok(),
-                "must be empty or a host:port address",
+                self.metrics.addr.is_empty() || resolve_addr(&self.metrics.addr).is_ok(),
+                "must be empty or host:port (an IP address or a host name of this machine)",
             ),
             ("backup.keep", self.backup.keep >= 1, "must be at least 1"),
             (
@@ -930,5 +989,30 @@ impl Config {
     /// The configuration as TOML with every secret masked.
     pub fn to_masked_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sections_are_configs_fields() {
+        let value = serde_json::to_value(Config::default()).unwrap();
+        let mut fields: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+        let mut sections: Vec<_> = SECTIONS.iter().map(|s| s.to_string()).collect();
+        fields.sort();
+        sections.sort();
+        assert_eq!(fields, sections);
+    }
+
+    #[test]
+    fn variables_that_only_share_the_prefix_are_not_configuration() {
+        assert!(is_config_env("server__addr"));
+        assert!(is_config_env("nosuch__key"));
+        assert!(is_config_env("server_addr"), "a misspelt key is refused");
+        assert!(!is_config_env("home"));
+        assert!(!is_config_env("new_password"));
+        assert!(!is_config_env("config"));
     }
 }

@@ -129,6 +129,57 @@ fn impossible_port_is_refused_by_name() {
 }
 
 #[test]
+fn a_host_name_is_resolved_and_an_unknown_one_explained() {
+    Jail::expect_with(|jail| {
+        jail.set_env("WEMASTER_SERVER__ADDR", "localhost:3313");
+        let config = Config::load(Path::new("wemaster.toml")).expect("loads");
+        assert_eq!(config.server.addr.to_string(), "127.0.0.1:3313");
+        Ok(())
+    });
+    let msg = load_error("[server]\naddr = \"no-such-host.invalid:3313\"\n", &[]);
+    assert!(
+        msg.contains("the host name `no-such-host.invalid` could not be resolved")
+            && msg.contains("e.g. 127.0.0.1:3002 or localhost:3002"),
+        "{msg}"
+    );
+    let msg = load_error("[server]\naddr = \"localhost\"\n", &[]);
+    assert!(msg.contains("no port"), "{msg}");
+}
+
+#[test]
+fn toml_syntax_errors_fit_one_line_and_show_the_line() {
+    let msg = load_error("[server\naddr = 1\n", &[]);
+    assert!(
+        msg.contains("TOML syntax error at line 1, column 8: invalid table header")
+            && msg.ends_with("(`[server`)"),
+        "{msg}"
+    );
+    let msg = load_error("[server]\naddr = \"127.0.0.1:1\n", &[]);
+    assert!(
+        msg.contains("line 2, column 20: invalid basic string"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn variables_that_only_share_the_prefix_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, stderr) = run_binary(dir.path(), &["config"], &[("WEMASTER_HOME", "/x")]);
+    assert_eq!(status, 0, "{stderr}");
+    // One underscore where two belong is still a mistake, named as such.
+    let (status, _, stderr) = run_binary(
+        dir.path(),
+        &["config"],
+        &[("WEMASTER_SERVER_ADDR", "127.0.0.1:1")],
+    );
+    assert_eq!(status, 2);
+    assert!(
+        stderr.contains("did you mean WEMASTER_SERVER__ADDR (`server.addr`)?"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn zero_pool_size_is_refused_by_name() {
     let msg = load_error("[database]\nread_pool_size = 0\n", &[]);
     assert!(msg.contains("database.read_pool_size"), "{msg}");
