@@ -328,6 +328,8 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     let route_table = Arc::new(RouteTable::from_spec(&spec, crate::api::BASE_PATH));
     let server = Arc::new(state.config.server.clone());
     let cors = layers::cors(&server);
+    let cors_config = server.clone();
+    let logged_origins = layers::LoggedOrigins::new(1_000);
     let security = layers::security_headers(&server);
     // Outermost last: the body arrives before a request takes a turn, then
     // admission, then the budgets.
@@ -337,6 +339,9 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .around(move |ep, req| layers::request_limits(ep, req, server.clone()))
         .data(state)
         .with_if(cors.is_some(), cors.unwrap_or_default())
+        .around(move |ep, req| {
+            layers::unlisted_preflight(ep, req, cors_config.clone(), logged_origins.clone())
+        })
         .around(crate::compression::compress)
         .catch_all_error(crate::error::problem_from_poem_error)
         .around(move |ep, req| crate::ops::http::observe(ep, req, route_table.clone()))

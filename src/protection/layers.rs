@@ -304,6 +304,52 @@ pub async fn request_limits<E: Endpoint>(
     }
 }
 
+/// Origins whose refused preflight was logged already (each once).
+pub type LoggedOrigins = moka::sync::Cache<String, ()>;
+
+/// A browser's CORS preflight from an origin not in `server.cors_origins`
+/// (all of them when the list is empty) gets 403 with a problem body that
+/// names the setting, and the log says so once per origin, instead of a
+/// bare 405 or 403 that leaves a front-end developer guessing. Listed
+/// origins pass on to the CORS layer.
+pub async fn unlisted_preflight<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    config: Arc<ServerConfig>,
+    logged: LoggedOrigins,
+) -> poem::Result<Response> {
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let origin = req.headers().get(header::ORIGIN).map(|o| {
+        o.to_str().map_or_else(
+            |_| "(not text)".to_string(),
+            |o| o.chars().take(200).collect(),
+        )
+    });
+    let Some(origin) = origin.filter(|o| preflight && !config.cors_origins.contains(o)) else {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    };
+    if !logged.contains_key(&origin) {
+        logged.insert(origin.clone(), ());
+        tracing::warn!(
+            %origin,
+            "refused a browser's cross-origin preflight: that origin is not in server.cors_origins"
+        );
+    }
+    let listed = if config.cors_origins.is_empty() {
+        "no origin is listed"
+    } else {
+        "it is not listed"
+    };
+    let error = Error::forbidden(format!(
+        "cross-origin requests from {origin} are not allowed: {listed} in server.cors_origins \
+         (WEMASTER_SERVER__CORS_ORIGINS)"
+    ));
+    Ok(refusal(error))
+}
+
 /// CORS for the configured origins; `None` when there are none.
 pub fn cors(config: &ServerConfig) -> Option<Cors> {
     if config.cors_origins.is_empty() {

@@ -823,8 +823,47 @@ async fn cors_preflight_is_answered_for_configured_origins_only() {
         .unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
 
-    // With no origins configured, no CORS headers at all.
+    // A preflight from an origin not listed says which setting lists it.
+    let refused = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/orders/draft"))
+        .header("origin", "https://evil.example.net")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    let body = problem(refused, 403).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains(
+            "https://evil.example.net are not allowed: it is not listed in server.cors_origins"
+        ),
+        "{body}"
+    );
+
+    // With no origins configured, no CORS headers at all, and a preflight
+    // is told why.
     let closed = spawn_app().await;
+    let refused = closed
+        .client
+        .request(reqwest::Method::OPTIONS, closed.url("/api/v1/auth/login"))
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    let body = problem(refused, 403).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no origin is listed in server.cors_origins (WEMASTER_SERVER__CORS_ORIGINS)"),
+        "{body}"
+    );
     let resp = closed
         .client
         .get(closed.url("/api/v1/offerings"))
