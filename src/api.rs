@@ -94,7 +94,7 @@ fn finished_spec() -> Value {
 fn sample_detail(status: u16) -> &'static str {
     match status {
         400 => "a parameter or body field is missing or invalid",
-        401 => "the bearer token is missing, malformed or expired",
+        401 => "the access token is invalid",
         403 => "this needs one of the roles ADMIN",
         404 => "no such resource",
         409 => "the offering is not published",

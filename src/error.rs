@@ -29,7 +29,8 @@ pub struct Problem {
     /// Human-readable explanation specific to this occurrence.
     pub detail: String,
     /// Stable machine-readable identifier clients can switch on, e.g.
-    /// `VALIDATION_ERROR` or `AUTH_INVALID_CREDENTIALS`.
+    /// `VALIDATION_ERROR`, `AUTH_INVALID_CREDENTIALS`, or `AUTH_TOKEN_EXPIRED`
+    /// (refresh the access token) versus `AUTH_TOKEN_INVALID` (sign in).
     pub code: String,
     /// The request field (body property, query or path parameter) at fault.
     #[oai(skip_serializing_if_is_none)]
@@ -286,6 +287,25 @@ impl poem::error::ResponseError for Error {
     }
 }
 
+/// Why a request without a bearer token on a protected operation failed.
+pub const TOKEN_REQUIRED: &str = "a valid bearer access token is required";
+
+/// The `WWW-Authenticate` challenge of a 401 (RFC 6750): a token that was
+/// sent and refused is `invalid_token`, with whether it merely expired (so
+/// a client refreshes instead of signing in again); a missing one, or a
+/// wrong password, is the bare scheme.
+fn challenge(problem: &Problem) -> HeaderValue {
+    HeaderValue::from_static(match problem.code.as_str() {
+        "AUTH_TOKEN_EXPIRED" => {
+            r#"Bearer realm="wemaster", error="invalid_token", error_description="The access token expired""#
+        }
+        "AUTH_TOKEN_INVALID" if problem.detail != TOKEN_REQUIRED => {
+            r#"Bearer realm="wemaster", error="invalid_token""#
+        }
+        _ => r#"Bearer realm="wemaster""#,
+    })
+}
+
 /// Serializes a problem with its media type and optional `Retry-After`.
 pub fn problem_response(problem: &Problem, retry_after: Option<u64>) -> Response {
     let body = problem.to_json_string();
@@ -295,7 +315,7 @@ pub fn problem_response(problem: &Problem, retry_after: Option<u64>) -> Response
         .body(body);
     if problem.status == 401 {
         resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            .insert(header::WWW_AUTHENTICATE, challenge(problem));
     }
     if let Some(seconds) = retry_after {
         resp.headers_mut()
@@ -338,7 +358,7 @@ pub async fn problem_from_poem_error(err: poem::Error) -> Response {
     let detail = if let Some(hint) = hint {
         hint.detail
     } else if err.is::<poem_openapi::error::AuthorizationError>() {
-        "a valid bearer access token is required".to_string()
+        TOKEN_REQUIRED.to_string()
     } else if status.is_server_error() {
         tracing::error!(error = %err, "request failed");
         "the server failed to handle this request".to_string()
@@ -428,7 +448,7 @@ const DECLARED_STATUSES: [(u32, u16, &str); 12] = [
     (
         declared::UNAUTHORIZED,
         401,
-        "Missing, invalid or expired credentials.",
+        "Missing, invalid or expired credentials: `AUTH_TOKEN_EXPIRED` means get a new access token with the refresh token, `AUTH_TOKEN_INVALID` means sign in again.",
     ),
     (declared::FORBIDDEN, 403, "The caller may not do this."),
     (

@@ -84,12 +84,14 @@ impl AccessTokens {
     /// The claims of a valid token; 401 for anything expired, tampered,
     /// signed with another key or meant for another issuer or audience.
     pub fn verify(&self, token: &str) -> Result<Claims, Error> {
-        self.check(token).map_err(|rejection| {
-            let detail = match rejection {
-                Rejection::Expired => "the access token has expired",
-                Rejection::Invalid => "the access token is invalid",
-            };
-            Error::unauthorized("AUTH_TOKEN_INVALID", detail)
+        self.check(token).map_err(|rejection| match rejection {
+            Rejection::Expired => Error::unauthorized(
+                "AUTH_TOKEN_EXPIRED",
+                "the access token has expired; get a new one with POST /api/v1/auth/refresh",
+            ),
+            Rejection::Invalid => {
+                Error::unauthorized("AUTH_TOKEN_INVALID", "the access token is invalid")
+            }
         })
     }
 

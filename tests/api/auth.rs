@@ -275,7 +275,10 @@ async fn login_email_is_case_insensitive() {
 async fn protected_route_without_token_returns_401() {
     let app = spawn_app().await;
     let resp = app.get("/api/v1/auth/me").await;
-    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        r#"Bearer realm="wemaster""#
+    );
     let body = problem(resp, 401).await;
     assert_eq!(body["code"], "AUTH_TOKEN_INVALID");
 }
@@ -348,18 +351,39 @@ async fn expired_access_token_returns_401() {
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap();
-    let body = problem(app.get_with_token("/api/v1/auth/me", &stale).await, 401).await;
+    let resp = app.get_with_token("/api/v1/auth/me", &stale).await;
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        r#"Bearer realm="wemaster", error="invalid_token", error_description="The access token expired""#
+    );
+    let body = problem(resp, 401).await;
+    assert_eq!(body["code"], "AUTH_TOKEN_EXPIRED", "{body}");
     assert!(
-        body["detail"].as_str().unwrap().contains("expired"),
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/auth/refresh"),
         "{body}"
     );
+    // A token this server never signed is invalid, not expired.
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let resp = app.get_with_token("/api/v1/auth/me", &forged).await;
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        r#"Bearer realm="wemaster", error="invalid_token""#
+    );
+    assert_eq!(problem(resp, 401).await["code"], "AUTH_TOKEN_INVALID");
+    // No token at all: the bare challenge.
+    let resp = app.get("/api/v1/auth/me").await;
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        r#"Bearer realm="wemaster""#
+    );
+    assert_eq!(problem(resp, 401).await["code"], "AUTH_TOKEN_INVALID");
     // The real token dies when the server's clock passes its lifetime.
     app.clock.advance(Duration::from_secs(10));
     let body = problem(app.get_with_token("/api/v1/auth/me", &token).await, 401).await;
-    assert!(
-        body["detail"].as_str().unwrap().contains("expired"),
-        "{body}"
-    );
+    assert_eq!(body["code"], "AUTH_TOKEN_EXPIRED", "{body}");
 }
 
 #[tokio::test]
