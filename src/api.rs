@@ -65,8 +65,29 @@ pub fn spec_yaml() -> String {
 /// Swagger UI showing the finished document.
 pub fn swagger_ui_html() -> String {
     let api = service();
-    api.swagger_ui_html().replacen(&api.spec(), &spec_json(), 1)
+    api.swagger_ui_html()
+        .replacen(&api.spec(), &spec_json(), 1)
+        .replacen(
+            "<title>Swagger UI</title>",
+            "<title>WeMaster API (Swagger UI)</title>",
+            1,
+        )
+        .replacen("deepLinking: true,", SWAGGER_UI_OPTIONS, 1)
 }
+
+/// Options added to poem-openapi's Swagger UI set-up. Authorize wants the
+/// token alone; one pasted with its "Bearer " (as the login answer's
+/// `tokenType` suggests) would go out as "Bearer Bearer ...", be refused as
+/// forged, and after a few tries throttle sign-ins from that address, so
+/// the extra word is dropped before a request leaves the page.
+const SWAGGER_UI_OPTIONS: &str = r#"deepLinking: true,
+        requestInterceptor: (request) => {
+            const auth = request.headers && request.headers.Authorization;
+            if (typeof auth === "string") {
+                request.headers.Authorization = auth.replace(/^Bearer\s+(Bearer\s+)+/i, "Bearer ");
+            }
+            return request;
+        },"#;
 
 /// poem-openapi's document with two touches it cannot make itself:
 ///
@@ -87,7 +108,59 @@ fn finished_spec() -> Value {
     collapse_redundant_all_of(&mut doc);
     add_links(&mut doc);
     add_problem_examples(&mut doc);
+    add_path_examples(&mut doc);
+    order_tags(&mut doc);
     doc
+}
+
+/// Lists the tags in [`ApiTags::READING_ORDER`]; Swagger UI shows its
+/// sections in the order of this list.
+fn order_tags(doc: &mut Value) {
+    use poem_openapi::Tags;
+    let Some(tags) = doc.get_mut("tags").and_then(Value::as_sequence_mut) else {
+        return;
+    };
+    let rank = |tag: &Value| {
+        let name = tag.get("name").and_then(Value::as_str);
+        crate::tags::ApiTags::READING_ORDER
+            .iter()
+            .position(|t| Some(t.name()) == name)
+            .unwrap_or(usize::MAX)
+    };
+    tags.sort_by_key(rank);
+}
+
+/// Path parameters get an example that exists on a freshly seeded database,
+/// so "Try it out" starts filled: the first demo offering's slug and id.
+/// Orders have none to name: a fresh database holds none.
+fn add_path_examples(doc: &mut Value) {
+    use crate::ids::{EXAMPLE_OFFERING_SLUG, demo_offering_id};
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_mapping_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let offering = path.as_str().is_some_and(|p| p.starts_with("/offerings/"));
+        let parameters = item
+            .as_mapping_mut()
+            .into_iter()
+            .flat_map(|item| item.values_mut())
+            .filter_map(|op| op.get_mut("parameters"))
+            .filter_map(Value::as_sequence_mut)
+            .flatten();
+        for parameter in parameters {
+            if parameter.get("in").and_then(Value::as_str) != Some("path") {
+                continue;
+            }
+            let example = match parameter.get("name").and_then(Value::as_str) {
+                Some("slug") if offering => EXAMPLE_OFFERING_SLUG.to_string(),
+                Some("id") if offering => demo_offering_id(EXAMPLE_OFFERING_SLUG),
+                _ => continue,
+            };
+            if let Some(parameter) = parameter.as_mapping_mut() {
+                parameter.insert("example".into(), example.into());
+            }
+        }
+    }
 }
 
 /// A typical `detail` for an error status, for the examples.

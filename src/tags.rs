@@ -3,21 +3,36 @@
 
 use poem_openapi::Tags;
 
-/// Groups of operations, in the order Swagger UI shows them.
-#[derive(Tags)]
+/// Groups of operations. The spec lists them (and Swagger UI shows them)
+/// in the order of [`ApiTags::READING_ORDER`], the order a reader meets
+/// them, not alphabetically as poem-openapi writes them.
+#[derive(Tags, Clone, Copy)]
 pub enum ApiTags {
-    /// Liveness, readiness and the health report.
-    Health,
     /// Sign-up, sign-in, token refresh, sign-out and password reset.
     Auth,
-    /// Accounts.
-    Users,
     /// Offerings and their variants: browse, search, manage.
     Catalogue,
     /// Draft orders, read them, cancel them; enrollments.
     Orders,
     /// Payment provider webhooks and received payments.
     Payments,
+    /// Accounts.
+    Users,
+    /// Liveness, readiness and the health report.
+    Health,
     /// Admin-only views.
     Admin,
+}
+
+impl ApiTags {
+    /// Every tag, in the order the spec lists them.
+    pub const READING_ORDER: [ApiTags; 7] = [
+        ApiTags::Auth,
+        ApiTags::Catalogue,
+        ApiTags::Orders,
+        ApiTags::Payments,
+        ApiTags::Users,
+        ApiTags::Health,
+        ApiTags::Admin,
+    ];
 }

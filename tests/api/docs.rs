@@ -16,6 +16,73 @@ async fn swagger_ui_is_served_at_docs() {
     let html = resp.text().await.unwrap();
     assert!(html.contains("swagger"), "Swagger UI page");
     assert!(html.contains("WeMaster API"), "embeds the spec");
+    assert!(
+        html.contains("<title>WeMaster API (Swagger UI)</title>"),
+        "the tab names the API"
+    );
+    // Authorize drops a pasted "Bearer " before requests leave the page.
+    assert!(
+        html.contains("requestInterceptor") && html.contains(r"/^Bearer\s+(Bearer\s+)+/i"),
+        "the page strips a doubled scheme"
+    );
+}
+
+#[tokio::test]
+async fn sections_come_in_reading_order_and_path_parameters_are_filled() {
+    let app = spawn_app().await;
+    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let tags: Vec<&str> = spec["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            "Auth",
+            "Catalogue",
+            "Orders",
+            "Payments",
+            "Users",
+            "Health",
+            "Admin"
+        ]
+    );
+    let mut filled = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if !path.starts_with("/offerings/") {
+            continue;
+        }
+        for op in item.as_object().unwrap().values() {
+            for parameter in op["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] != "path" {
+                    continue;
+                }
+                let example = parameter["example"].as_str().expect("an example");
+                let concrete = path.replace(
+                    &format!("{{{}}}", parameter["name"].as_str().unwrap()),
+                    example,
+                );
+                if parameter["name"] == "slug" {
+                    // "Try it out" as it starts: the demo offering is there.
+                    assert_eq!(app.get(&format!("/api/v1{concrete}")).await.status(), 200);
+                } else {
+                    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+                    let found: i64 = conn
+                        .query_row(
+                            "SELECT count(*) FROM offerings WHERE id = ?1",
+                            [example],
+                            |r| r.get(0),
+                        )
+                        .unwrap();
+                    assert_eq!(found, 1, "{path}: {example} is a demo offering");
+                }
+                filled += 1;
+            }
+        }
+    }
+    assert!(filled >= 4, "{filled} path parameters filled");
 }
 
 #[tokio::test]
