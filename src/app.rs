@@ -179,6 +179,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.run_until_forced(shutdown, std::future::pending())
+            .await
+    }
+
+    /// [`run_until`](Self::run_until), where `force` (polled only once
+    /// `shutdown` resolved, e.g. a second Ctrl-C) cuts the grace period short.
+    pub async fn run_until_forced(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        force: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_seconds);
         let mut background = vec![
             tokio::spawn(crate::orders::expiry::sweep_expired(self.state.clone())),
@@ -238,6 +249,7 @@ impl Application {
             limits,
             self.state.connections.clone(),
             shutdown,
+            force,
             grace,
         )
         .await;
@@ -380,6 +392,22 @@ fn favicon() -> impl IntoResponse {
 /// arrives while the server is still starting is not lost. Call it inside the
 /// runtime.
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    let signal = stop_signal();
+    async move {
+        signal.await;
+        tracing::info!("shutdown signal received; finishing in-flight requests");
+    }
+}
+
+/// Resolves on the next SIGINT or SIGTERM after the one that started the
+/// shutdown: its handlers are installed when first polled, which the server
+/// does only once it is stopping.
+pub async fn second_signal() {
+    stop_signal().await;
+}
+
+/// SIGINT or SIGTERM, listened for from this call on.
+fn stop_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -414,7 +442,6 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
-        tracing::info!("shutdown signal received; finishing in-flight requests");
     }
 }
 

@@ -223,7 +223,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async {
         let shutdown = shutdown_signal();
         let app = Application::build(config).await?;
-        app.run_until(shutdown).await?;
+        app.run_until_forced(shutdown, crate::app::second_signal())
+            .await?;
         Ok(())
     })
 }

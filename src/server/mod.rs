@@ -111,13 +111,15 @@ pub fn auto_max_connections(file_limit: u64) -> usize {
 }
 
 /// Serves `endpoint` on `listener` until `shutdown` resolves; requests in
-/// progress then have `grace` to finish.
+/// progress then have `grace` to finish, unless `force` (polled only from
+/// then on: a second Ctrl-C) resolves first.
 pub async fn serve(
     listener: TcpListener,
     endpoint: BoxEndpoint<'static>,
     limits: ConnectionLimits,
     gauge: ConnectionGauge,
     shutdown: impl Future<Output = ()>,
+    force: impl Future<Output = ()>,
     grace: Duration,
 ) -> std::io::Result<()> {
     let local = LocalAddr(Addr::SocketAddr(listener.local_addr()?));
@@ -158,14 +160,23 @@ pub async fn serve(
     }
     drop(listener);
     stopping.cancel();
-    if tokio::time::timeout(grace, connections.all_closed())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            open = connections.open(),
-            "grace period over; closing the connections left"
+    let open = connections.open();
+    if open > 0 {
+        tracing::info!(
+            open,
+            "no new connections; waiting up to {} s for the {open} open connection(s) to finish \
+             their requests; Ctrl-C again stops at once",
+            grace.as_secs()
         );
+    }
+    let left_open = tokio::select! {
+        done = tokio::time::timeout(grace, connections.all_closed()) => done.is_err().then_some(
+            "grace period over; closing the connections left",
+        ),
+        () = force => Some("stopped again; closing the connections left now"),
+    };
+    if let Some(why) = left_open {
+        tracing::warn!(open = connections.open(), "{why}");
         stop_now.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), connections.all_closed()).await;
     }

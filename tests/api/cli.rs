@@ -176,6 +176,48 @@ fn the_database_its_wal_and_backups_are_its_owners_only() {
 }
 
 #[test]
+fn a_second_ctrl_c_says_what_it_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let Serving {
+        mut child,
+        port,
+        mut lines,
+        ..
+    } = serve_in(dir.path());
+    // A request in progress: its headers came, its body never does.
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stalled
+        .write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let interrupt = || {
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    let mut until = |needle: &str| {
+        let mut seen = Vec::new();
+        for line in lines.by_ref().map_while(Result::ok) {
+            let found = line.contains(needle);
+            seen.push(line);
+            if found {
+                return;
+            }
+        }
+        panic!("no line with {needle:?}: {seen:?}");
+    };
+    interrupt();
+    until("Ctrl-C again stops at once");
+    interrupt();
+    until("stopped again; closing the connections left now");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
 fn sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let Serving {
