@@ -228,7 +228,7 @@ pub async fn metrics_endpoint(state: Data<&AppState>) -> poem::Response {
     let stats = state.cache.stats();
     metrics::gauge!(crate::ops::metrics::CACHE_ENTRIES, "cache" => "responses")
         .set(stats.entries as f64);
-    match tokio::task::spawn_blocking(move || handle.render()).await {
+    match tokio::task::spawn_blocking(move || crate::ops::metrics::render(&handle)).await {
         Ok(text) => poem::Response::builder()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(text),

@@ -5,6 +5,7 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_process::Collector;
 
 pub const HTTP_REQUESTS: &str = "wemaster_http_requests_total";
 pub const HTTP_DURATION: &str = "wemaster_http_request_duration_seconds";
@@ -30,6 +31,19 @@ const BUCKETS: [f64; 16] = [
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+static PROCESS: OnceLock<Collector> = OnceLock::new();
+
+/// Counters that exist from the start at 0 for every label a dashboard
+/// plots, so a panel shows 0 rather than "no data" until the first event.
+const ZERO_COUNTERS: [(&str, &str, &[&str]); 3] = [
+    (
+        RATE_LIMITED,
+        "class",
+        &["share", "failures", "writes", "admin", "signups"],
+    ),
+    (SHED, "lane", &["cheap", "hashing"]),
+    (LOGIN_LOCKOUTS, "", &[]),
+];
 
 /// Installs the process-wide recorder once (later calls share it) and
 /// returns the handle that renders the exposition; `None` if another
@@ -43,9 +57,29 @@ pub fn install() -> Option<PrometheusHandle> {
                 .install_recorder()
                 .ok()?;
             metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            for (name, label, values) in ZERO_COUNTERS {
+                if values.is_empty() {
+                    metrics::counter!(name).increment(0);
+                }
+                for value in values {
+                    metrics::counter!(name, label => *value).increment(0);
+                }
+            }
+            PROCESS.get_or_init(Collector::default).describe();
             Some(handle)
         })
         .clone()
+}
+
+/// The exposition text, with the process figures (`process_*`: CPU, RSS,
+/// open files, threads) read from /proc just before. Blocking: call it on
+/// the blocking pool. Reading open files lists /proc/self/fd, once per
+/// scrape, never per request.
+pub fn render(handle: &PrometheusHandle) -> String {
+    if let Some(process) = PROCESS.get() {
+        process.collect();
+    }
+    handle.render()
 }
 
 /// Records that an order moved between states.

@@ -184,14 +184,27 @@ fn a_second_ctrl_c_says_what_it_cut_short() {
         mut lines,
         ..
     } = serve_in(dir.path());
-    // A request in progress: its headers came, its body never does.
+    // A connection the server surely holds (it answered once on it), then
+    // a request in progress on it: its headers came, its body never does.
     let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stalled
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&answer).contains(r#"{"status":"up"}"#) {
+        let n = stalled.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&buf[..n]);
+    }
     stalled
         .write_all(
             b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
         )
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Margin for the server to read those headers (an idle connection
+    // would be closed at once by the shutdown, leaving nothing to cut).
+    std::thread::sleep(Duration::from_millis(100));
     let interrupt = || {
         let sent = Command::new("kill")
             .args(["-INT", &child.id().to_string()])

@@ -174,6 +174,75 @@ async fn metrics_listen_on_loopback_apart_from_the_api_by_default() {
     assert!(resp.text().await.unwrap().contains("# TYPE"));
 }
 
+#[test]
+fn a_fresh_server_shows_its_refusal_counters_at_zero_and_its_process_figures() {
+    // A process of its own: the recorder of this test binary is shared.
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, metrics_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = binary_command(
+        dir.path(),
+        &["serve"],
+        &[
+            ("WEMASTER_SERVER__ADDR", &format!("127.0.0.1:{port}")),
+            (
+                "WEMASTER_METRICS__ADDR",
+                &format!("127.0.0.1:{metrics_port}"),
+            ),
+            ("WEMASTER_DEMO__SEED_ON_EMPTY", "false"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let scraped =
+            std::net::TcpStream::connect(("127.0.0.1", metrics_port)).and_then(|mut stream| {
+                use std::io::Write;
+                stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")?;
+                let mut text = String::new();
+                stream.read_to_string(&mut text)?;
+                Ok(text)
+            });
+        match scraped {
+            Ok(text) if text.starts_with("HTTP/1.0 200") => break text,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            other => {
+                let _ = child.kill();
+                panic!("no metrics: {other:?}");
+            }
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    for series in [
+        "wemaster_shed_total{lane=\"cheap\"} 0",
+        "wemaster_shed_total{lane=\"hashing\"} 0",
+        "wemaster_rate_limited_total{class=\"failures\"} 0",
+        "wemaster_rate_limited_total{class=\"signups\"} 0",
+        "wemaster_login_lockouts_total 0",
+    ] {
+        assert!(text.contains(series), "lacks {series}: {text}");
+    }
+    assert!(text.contains("\nprocess_cpu_seconds_total "), "{text}");
+    for name in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_threads",
+    ] {
+        assert!(metric(&text, name, &[]) > 0.0, "lacks {name}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn a_taken_metrics_address_stops_start_up_naming_the_key() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
