@@ -26,11 +26,22 @@ use crate::clock::Clock;
 use crate::db::Db;
 use crate::error::Error;
 
+/// What the database said of one session, and when (by the clock).
+#[derive(Clone)]
+struct Checked {
+    /// Its holder, or `None` when it has ended.
+    holder: Option<Principal>,
+    at: time::OffsetDateTime,
+}
+
 /// The cache of live sessions and their holders.
 pub struct Sessions {
-    /// Session id to its holder now, or `None` when it has ended.
-    holders: Cache<String, Option<Principal>>,
-    /// Judges whether a session has expired.
+    /// Session id to what was last read of it.
+    holders: Cache<String, Checked>,
+    /// How long an answer stands, by `clock` (the cache's own time-to-live,
+    /// the same, only bounds memory).
+    recheck: Duration,
+    /// Judges whether a session has expired and an answer is stale.
     clock: Clock,
 }
 
@@ -39,6 +50,7 @@ impl Sessions {
     pub fn new(max_sessions: u64, recheck: Duration, clock: Clock) -> Self {
         Self {
             clock,
+            recheck,
             holders: Cache::builder()
                 .max_capacity(max_sessions)
                 .time_to_live(recheck)
@@ -55,16 +67,25 @@ impl Sessions {
         if claims.sid.is_empty() {
             return Err(ended());
         }
-        let holder = match self.holders.get(&claims.sid) {
-            Some(holder) => holder,
+        let now = self.clock.now();
+        let fresh = self
+            .holders
+            .get(&claims.sid)
+            .filter(|checked| now - checked.at < self.recheck);
+        let holder = match fresh {
+            Some(checked) => checked.holder,
             None => {
                 let sid = claims.sid.clone();
-                let now = self.clock.stamp();
+                let stamp = crate::clock::format(now);
                 let holder = db
-                    .read(move |conn| Ok(repo::session_holder(conn, &sid, &now)?))
+                    .read(move |conn| Ok(repo::session_holder(conn, &sid, &stamp)?))
                     .await?
                     .map(|(user_id, role)| Principal { user_id, role });
-                self.holders.insert(claims.sid.clone(), holder.clone());
+                let checked = Checked {
+                    holder: holder.clone(),
+                    at: now,
+                };
+                self.holders.insert(claims.sid.clone(), checked);
                 holder
             }
         };
@@ -84,8 +105,8 @@ impl Sessions {
     pub fn forget_account(&self, user_id: &str) {
         let user_id = user_id.to_string();
         // Only fails when closures are not supported, which `new` enables.
-        let _ = self.holders.invalidate_entries_if(move |_, holder| {
-            holder.as_ref().is_none_or(|h| h.user_id == user_id)
+        let _ = self.holders.invalidate_entries_if(move |_, checked| {
+            checked.holder.as_ref().is_none_or(|h| h.user_id == user_id)
         });
     }
 }

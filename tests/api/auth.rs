@@ -980,7 +980,7 @@ async fn a_demoted_or_deleted_account_loses_its_powers_before_its_token_expires(
         .unwrap();
     db.execute("DELETE FROM users WHERE email = 'student2@test.com'", [])
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    app.clock.advance(Duration::from_secs(1));
     let refused = app
         .get_with_token("/api/v1/admin/reconciliation", &admin)
         .await;

@@ -414,6 +414,8 @@ async fn a_backup_under_concurrent_writes_restores_every_acknowledged_order() {
     let client = app.client.clone();
     let url = app.url("/api/v1/orders/draft");
     let token_w = token.clone();
+    let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = acks.clone();
     let writer = tokio::spawn(async move {
         let mut acknowledged: Vec<(Instant, String)> = Vec::new();
         loop {
@@ -430,9 +432,19 @@ async fn a_backup_under_concurrent_writes_restores_every_acknowledged_order() {
             assert_eq!(resp.status(), 201);
             let order: Value = resp.json().await.unwrap();
             acknowledged.push((Instant::now(), order["id"].as_str().unwrap().to_string()));
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Some writes before the backup, some during, and some after it.
+    let until_acks = |n: usize| {
+        let acks = acks.clone();
+        async move {
+            while acks.load(std::sync::atomic::Ordering::Relaxed) < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    until_acks(5).await;
     let backup_started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let backup_path = dir.path().join("snapshot.db");
@@ -443,7 +455,8 @@ async fn a_backup_under_concurrent_writes_restores_every_acknowledged_order() {
             .unwrap()
             .expect("backup under load");
     assert!(report.bytes > 0);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let so_far = acks.load(std::sync::atomic::Ordering::Relaxed);
+    until_acks(so_far + 5).await;
     let _ = stop_tx.send(());
     let acknowledged = writer.await.unwrap();
     let before: Vec<&String> = acknowledged

@@ -423,7 +423,16 @@ async fn requests_whose_bodies_never_come_hold_no_slot() {
             stalled.push(stalled_request(&app, &ip, "/api/v1/orders/draft").await);
         }
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every one of them reached the server (none holds a slot).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health: Value = app.get("/healthz").await.json().await.unwrap();
+        if health["system"]["openConnections"].as_u64().unwrap() > 128 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{health}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let honest = client_from("127.0.0.9");
     for _ in 0..5 {
         let resp = honest
