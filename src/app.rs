@@ -46,6 +46,7 @@ impl Application {
     /// Binds the listen addresses, then opens and migrates the database and
     /// seeds demo data when configured and the database is empty.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate_serving()?;
         // Bind first: a port in use is reported before anything is created.
         let listener = crate::server::bind(config.server.addr, config.server.listen_backlog)
             .map_err(|e| cannot_listen(e, &config.server.addr.to_string(), "server.addr"))?;

@@ -138,7 +138,14 @@ pub fn run() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if matches!(command, Command::Serve | Command::Config)
+        && let Err(e) = config.validate_serving()
+    {
+        eprintln!("wemaster: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let result = match command {
         Command::Openapi { format } => match format {
             SpecFormat::Json => print(&format!("{}\n", crate::api::spec_json())),
             SpecFormat::Yaml => print(&crate::api::spec_yaml()),

@@ -772,7 +772,7 @@ impl Config {
         let a = &self.auth;
         let p = &self.payments;
         let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 34] = [
+        let checks: [(&str, bool, &str); 31] = [
             (
                 "health.replication_degraded_seconds",
                 self.health.replication_degraded_seconds >= 1,
@@ -860,29 +860,11 @@ impl Config {
             ),
             (
                 "payments.stripe_secret_key",
-                p.provider != PaymentProvider::Stripe || !p.stripe_secret_key.is_empty(),
-                "is required when payments.provider = \"stripe\"",
-            ),
-            (
-                "payments.stripe_secret_key",
                 p.stripe_secret_key.is_empty()
                     || ["sk_", "rk_"]
                         .iter()
                         .any(|prefix| p.stripe_secret_key.expose().starts_with(prefix)),
                 "must be a secret (sk_...) or restricted (rk_...) key; a publishable key (pk_...) cannot create checkout sessions",
-            ),
-            (
-                "payments.webhook_secret",
-                p.provider != PaymentProvider::Stripe
-                    || p.webhook_secret.expose() != DEV_WEBHOOK_SECRET,
-                "must be your Stripe endpoint's own signing secret (whsec_... from the Stripe dashboard or `stripe listen`) when payments.provider = \"stripe\"; the dev default is public",
-            ),
-            (
-                "payments.provider",
-                p.provider != PaymentProvider::Dev
-                    || p.dev_allow_public
-                    || self.server.loopback_only(),
-                "is \"dev\", whose checkout marks orders paid without payment, while server.addr or server.public_url is reachable beyond loopback; use \"stripe\", or set payments.dev_allow_public = true if a public demo is intended",
             ),
             (
                 "payments.stripe_api_base",
@@ -962,6 +944,41 @@ impl Config {
         }
         if self.database.path.as_os_str().is_empty() {
             return Err(self.invalid("database.path", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// What serving payments needs on top of [`validate`](Self::validate):
+    /// the Stripe secrets, and no dev checkout reachable beyond this
+    /// machine. Checked by `serve` (and `config`), not by the commands that
+    /// only look after accounts and the database (`user create` on a new
+    /// machine runs before the secrets are in place).
+    pub fn validate_serving(&self) -> Result<(), ConfigError> {
+        let p = &self.payments;
+        let checks: [(&str, bool, &str); 3] = [
+            (
+                "payments.stripe_secret_key",
+                p.provider != PaymentProvider::Stripe || !p.stripe_secret_key.is_empty(),
+                "is required when payments.provider = \"stripe\"",
+            ),
+            (
+                "payments.webhook_secret",
+                p.provider != PaymentProvider::Stripe
+                    || p.webhook_secret.expose() != DEV_WEBHOOK_SECRET,
+                "must be your Stripe endpoint's own signing secret (whsec_... from the Stripe dashboard or `stripe listen`) when payments.provider = \"stripe\"; the dev default is public",
+            ),
+            (
+                "payments.provider",
+                p.provider != PaymentProvider::Dev
+                    || p.dev_allow_public
+                    || self.server.loopback_only(),
+                "is \"dev\", whose checkout marks orders paid without payment, while server.addr or server.public_url is reachable beyond loopback; use \"stripe\", or set payments.dev_allow_public = true if a public demo is intended",
+            ),
+        ];
+        for (key, ok, why) in checks {
+            if !ok {
+                return Err(self.invalid(key, why));
+            }
         }
         Ok(())
     }

@@ -414,6 +414,45 @@ fn the_dev_provider_refuses_to_listen_beyond_loopback_unless_told() {
 }
 
 #[test]
+fn account_commands_need_no_payment_secrets_serving_does() {
+    // The VPS recipe's order: the first admin before secrets.env exists.
+    let dir = tempfile::tempdir().unwrap();
+    let production = [
+        ("WEMASTER_PAYMENTS__PROVIDER", "stripe"),
+        ("WEMASTER_SERVER__PUBLIC_URL", "https://api.example.com"),
+        ("WEMASTER_DEMO__SEED_ON_EMPTY", "false"),
+        ("WEMASTER_NEW_PASSWORD", "root-password-1"),
+        ("WEMASTER_AUTH__ARGON2_MEMORY_KIB", "64"),
+        ("WEMASTER_AUTH__ARGON2_ITERATIONS", "1"),
+    ];
+    let (status, stdout, stderr) = run_binary(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--email",
+            "you@example.com",
+            "--role",
+            "ADMIN",
+        ],
+        &production,
+    );
+    assert_eq!(status, 0, "{stderr}");
+    assert!(
+        stdout.contains("created ADMIN account you@example.com"),
+        "{stdout}"
+    );
+    for command in ["serve", "config"] {
+        let (status, _, stderr) = run_binary(dir.path(), &[command], &production);
+        assert_eq!(status, 2, "{command}: {stderr}");
+        assert!(
+            stderr.contains("payments.stripe_secret_key") && stderr.contains("is required"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_publishable_key_is_refused_as_the_stripe_secret_key() {
     let dir = tempfile::tempdir().unwrap();
     let stripe = [
