@@ -46,7 +46,6 @@ impl Application {
     /// Binds the listen addresses, then opens and migrates the database and
     /// seeds demo data when configured and the database is empty.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        config.validate_serving()?;
         // Bind first: a port in use is reported before anything is created.
         let listener = crate::server::bind(config.server.addr, config.server.listen_backlog)
             .map_err(|e| cannot_listen(e, &config.server.addr.to_string(), "server.addr"))?;
@@ -338,6 +337,7 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     };
     let spec = crate::api::service().spec();
     crate::enum_hints::install(&spec);
+    crate::protection::policy::install(&spec, crate::api::BASE_PATH);
     let route_table = Arc::new(RouteTable::from_spec(&spec, crate::api::BASE_PATH));
     let server = Arc::new(state.config.server.clone());
     let cors = layers::cors(&server);
