@@ -22,8 +22,7 @@ pub type Apis = (
     AdminApi,
 );
 
-/// Base path of every operation.
-pub const BASE_PATH: &str = "/api/v1";
+pub use crate::api_base::BASE_PATH;
 
 /// Builds the OpenAPI service; also what `wemaster openapi` prints.
 pub fn service() -> OpenApiService<Apis, ()> {

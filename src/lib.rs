@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod api_base;
 pub mod app;
 pub mod auth;
 pub mod cache;

@@ -48,7 +48,7 @@ impl AdminApi {
             messages,
             total,
             page,
-            "/api/v1/admin/outbox",
+            &crate::api_base::api_path("/admin/outbox"),
             &[],
         ))
     }

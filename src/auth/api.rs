@@ -445,7 +445,13 @@ impl UsersApi {
         if let Some(q) = q {
             query.push(("q", q));
         }
-        Ok(Paged::new(users, total, page, "/api/v1/users", &query))
+        Ok(Paged::new(
+            users,
+            total,
+            page,
+            &crate::api_base::api_path("/users"),
+            &query,
+        ))
     }
 }
 
@@ -535,7 +541,11 @@ async fn start_password_reset(state: &AppState, email: String) -> Result<(), Err
     if created {
         // API.md: with no mail transport, the link goes to the log as well.
         // Never the link: whoever reads logs could take the account over.
-        tracing::info!(recipient = %recipient, "password reset mail kept in the outbox (GET /api/v1/admin/outbox)");
+        tracing::info!(
+            recipient = %recipient,
+            "password reset mail kept in the outbox (GET {})",
+            crate::api_base::api_path("/admin/outbox")
+        );
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ button{margin-top:1em;font-size:1.1em;padding:.4em 1.2em}#result{margin-top:1em;
 
 /// Sends the form as JSON and shows the answer; `textContent` only, so
 /// nothing the server says is parsed as HTML.
-const SCRIPT: &str = r#"
+const SCRIPT_TEMPLATE: &str = r#"
 const form = document.getElementById("reset");
 const result = document.getElementById("result");
 form.addEventListener("submit", async (event) => {
@@ -34,7 +34,7 @@ form.addEventListener("submit", async (event) => {
   button.disabled = true;
   result.textContent = "Saving...";
   try {
-    const response = await fetch("/api/v1/auth/reset-password", {
+    const response = await fetch("{resetPassword}", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({
@@ -65,11 +65,19 @@ pub(crate) fn csp_hash(source: &str) -> String {
     )
 }
 
+/// The script, calling this server's reset operation.
+static SCRIPT: LazyLock<String> = LazyLock::new(|| {
+    SCRIPT_TEMPLATE.replace(
+        "{resetPassword}",
+        &crate::api_base::api_path("/auth/reset-password"),
+    )
+});
+
 static CSP: LazyLock<String> = LazyLock::new(|| {
     format!(
         "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
          form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-        csp_hash(SCRIPT),
+        csp_hash(&SCRIPT),
         csp_hash(STYLE)
     )
 });
@@ -99,8 +107,9 @@ pub fn page(Query(query): Query<ResetQuery>) -> Response {
              <button type=\"submit\">Set the new password</button></form>\
              <p id=\"result\" role=\"status\"></p>\
              <noscript><p>This page needs JavaScript to send the new password.</p></noscript>\
-             <script>{SCRIPT}</script>",
+             <script>{script}</script>",
             token = attr(&token),
+            script = SCRIPT.as_str(),
         )
     };
     Response::builder()

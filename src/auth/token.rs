@@ -87,7 +87,10 @@ impl AccessTokens {
         self.check(token).map_err(|rejection| match rejection {
             Rejection::Expired => Error::unauthorized(
                 "AUTH_TOKEN_EXPIRED",
-                "the access token has expired; get a new one with POST /api/v1/auth/refresh",
+                format!(
+                    "the access token has expired; get a new one with POST {}",
+                    crate::api_base::api_path("/auth/refresh")
+                ),
             ),
             Rejection::Invalid => {
                 Error::unauthorized("AUTH_TOKEN_INVALID", "the access token is invalid")

@@ -217,7 +217,7 @@ impl CatalogueApi {
                     .await?
             }
         };
-        let link = page.link_header("/api/v1/offerings", &query, total);
+        let link = page.link_header(&crate::api_base::api_path("/offerings"), &query, total);
         let entry = CachedResponse::json(
             &offerings,
             vec![
@@ -373,7 +373,7 @@ impl CatalogueApi {
             })
             .await?;
         state.cache.invalidate();
-        let location = format!("/api/v1/offerings/{}", offering.slug);
+        let location = crate::api_base::api_path(&format!("/offerings/{}", offering.slug));
         Ok(Created::Created(Json(offering), location))
     }
 

@@ -172,7 +172,7 @@ impl OrdersApi {
         let drafted = draft::draft(&state, &auth.0, body.0.into_items(), idempotency_key.0).await?;
         Ok(match drafted {
             Drafted::Created(order) => {
-                let location = format!("/api/v1/orders/{}", order.id);
+                let location = crate::api_base::api_path(&format!("/orders/{}", order.id));
                 DraftResponse::Created(Json(order), location)
             }
             Drafted::Replayed(order) => DraftResponse::Replayed(Json(order)),
@@ -229,7 +229,13 @@ impl OrdersApi {
             .db
             .read(move |conn| Ok(repo::list_orders(conn, &filter, Some(page), &now)?))
             .await?;
-        Ok(Paged::new(orders, total, page, "/api/v1/orders", &query))
+        Ok(Paged::new(
+            orders,
+            total,
+            page,
+            &crate::api_base::api_path("/orders"),
+            &query,
+        ))
     }
 
     /// Export orders as CSV (ADMIN)
@@ -443,7 +449,7 @@ impl OrdersApi {
             items,
             total,
             page,
-            "/api/v1/me/enrollments",
+            &crate::api_base::api_path("/me/enrollments"),
             &[],
         ))
     }

@@ -204,7 +204,7 @@ impl PaymentsApi {
             payments,
             total,
             page,
-            "/api/v1/payments",
+            &crate::api_base::api_path("/payments"),
             &query,
         ))
     }

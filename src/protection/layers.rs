@@ -14,97 +14,12 @@ use poem_openapi::auth::{Bearer, BearerAuthorization};
 use super::admission::{self, Lane, Refusal, group};
 use super::client_ip::client_ip;
 use super::limits::{Class, Decision};
+use super::policy;
 use crate::auth::VerifiedBearer;
 use crate::auth::token::Rejection;
 use crate::config::ServerConfig;
 use crate::error::{Error, problem_from_poem_error};
 use crate::state::AppState;
-
-/// Routes outside admission and the budgets: health probes and metrics
-/// must answer under any load, and touch nothing worth protecting.
-/// Whether a request hashes a password: sign-in, sign-up, password reset.
-fn hashes_a_password(req: &Request) -> bool {
-    const HASHING: [&str; 3] = [
-        "/api/v1/auth/login",
-        "/api/v1/auth/register",
-        "/api/v1/auth/reset-password",
-    ];
-    req.method() == poem::http::Method::POST && HASHING.contains(&req.uri().path())
-}
-
-fn is_probe(path: &str) -> bool {
-    const PROBES: [&str; 8] = [
-        "/healthz",
-        "/readyz",
-        "/livez",
-        "/metrics",
-        "/api/v1/healthz",
-        "/api/v1/health",
-        "/api/v1/readyz",
-        "/api/v1/livez",
-    ];
-    PROBES.contains(&path)
-}
-
-const WEBHOOK: &str = "/api/v1/payments/webhooks/stripe";
-
-/// Routes that check a credential (a password, a refresh or reset token)
-/// or send mail: an address throttled for failures is refused on these.
-fn is_credential_route(path: &str) -> bool {
-    matches!(
-        path,
-        "/api/v1/auth/login"
-            | "/api/v1/auth/register"
-            | "/api/v1/auth/refresh"
-            | "/api/v1/auth/forgot-password"
-            | "/api/v1/auth/reset-password"
-    )
-}
-
-/// The budget class of a request, or `None` for what no budget covers:
-/// probes, the credential routes but sign-up (their failures are charged
-/// instead),
-/// the payment webhook (Stripe must always get through; its deliveries are
-/// verified instead) and reads, which are not rationed.
-pub fn classify(method: &Method, path: &str) -> Option<Class> {
-    if *method == Method::POST && path == "/api/v1/auth/register" {
-        return Some(Class::Signups);
-    }
-    if is_probe(path) || path == WEBHOOK || path.starts_with("/api/v1/auth/") {
-        return None;
-    }
-    let admin = path.starts_with("/api/v1/admin/")
-        || path == "/api/v1/users"
-        || path == "/api/v1/payments"
-        || path == "/api/v1/orders/export.csv";
-    if admin {
-        return Some(Class::Admin);
-    }
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        None
-    } else {
-        Some(Class::Writes)
-    }
-}
-
-/// Whether an answer is a failure the client's address is charged for:
-/// a wrong password or refresh token, a refused sign-up, a bad reset
-/// token, a reset request (it sends mail), or a bearer token this server
-/// never signed. Not charged: successes, a missing token (an anonymous page
-/// asking who is signed in), an expired one (its holder refreshes), and
-/// the webhook (Stripe's failures are its own, and a forged delivery is
-/// refused by its signature).
-fn is_charged_failure(path: &str, status: u16, forged_bearer: bool) -> bool {
-    if path == WEBHOOK || status == 429 || status >= 500 {
-        return false;
-    }
-    match path {
-        "/api/v1/auth/forgot-password" => true,
-        "/api/v1/auth/login" | "/api/v1/auth/refresh" => status == 401,
-        "/api/v1/auth/register" | "/api/v1/auth/reset-password" => status >= 400,
-        _ => forged_bearer && status == 401,
-    }
-}
 
 fn set_rate_headers(resp: &mut Response, d: &Decision) {
     let headers = resp.headers_mut();
@@ -124,11 +39,12 @@ pub async fn admit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respon
     let Some(state) = req.data::<AppState>().cloned() else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
-    if is_probe(req.uri().path()) {
+    let policy = policy::of_request(req.method(), req.uri().path());
+    if policy.probe {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
     let client = client_ip(&req, &state.config.server.trusted_proxies);
-    let lane = if hashes_a_password(&req) {
+    let lane = if policy.hashing {
         Lane::Hashing
     } else {
         Lane::Cheap
@@ -170,8 +86,8 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
     let Some(state) = req.data::<AppState>().cloned() else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
-    let path = req.uri().path().to_string();
-    if !state.limits.enabled() || is_probe(&path) {
+    let policy = policy::of_request(req.method(), req.uri().path());
+    if !state.limits.enabled() || policy.probe {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
     // The security scheme's own parser (any case of "Bearer"), so what the
@@ -197,7 +113,7 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
         Some(ip) => format!("ip:{}", group(ip)),
         None => "ip:unknown".to_string(),
     };
-    if (forged_bearer || is_credential_route(&path))
+    if (forged_bearer || policy.credential)
         && let Some(wait) = state.limits.failures.retry_after(&address)
     {
         metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => "failures").increment(1);
@@ -209,7 +125,7 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
             .insert("ratelimit-remaining", HeaderValue::from(0));
         return Ok(resp);
     }
-    let class = classify(req.method(), &path);
+    let class = policy.class;
     let key = match &verified {
         Some(v) if class != Some(Class::Signups) => format!("user:{}", v.principal.user_id),
         _ => address.clone(),
@@ -240,7 +156,7 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
         Ok(resp) => resp.into_response(),
         Err(err) => problem_from_poem_error(err).await,
     };
-    if is_charged_failure(&path, resp.status().as_u16(), forged_bearer) {
+    if policy::charged(&policy, resp.status().as_u16(), forged_bearer) {
         state.limits.failures.charge(&address);
     }
     if let Some((_, decision)) = decision {
@@ -394,52 +310,5 @@ pub fn security_headers(config: &ServerConfig) -> SetHeader {
         )
     } else {
         headers
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_are_charged_successes_and_honest_refusals_are_not() {
-        let login = "/api/v1/auth/login";
-        assert!(is_charged_failure(login, 401, false));
-        assert!(!is_charged_failure(login, 200, false));
-        assert!(!is_charged_failure(login, 429, false), "already refused");
-        assert!(
-            !is_charged_failure(login, 503, false),
-            "our capacity, not theirs"
-        );
-        assert!(is_charged_failure("/api/v1/auth/register", 409, false));
-        assert!(!is_charged_failure("/api/v1/auth/register", 201, false));
-        assert!(is_charged_failure(
-            "/api/v1/auth/forgot-password",
-            202,
-            false
-        ));
-        // Missing or expired tokens (forged_bearer false) are not charged;
-        // tokens this server never signed are.
-        assert!(!is_charged_failure("/api/v1/orders", 401, false));
-        assert!(is_charged_failure("/api/v1/orders", 401, true));
-        assert!(!is_charged_failure("/api/v1/orders", 200, true));
-        // A forged webhook is refused by its signature, never charged.
-        assert!(!is_charged_failure(WEBHOOK, 401, false));
-    }
-
-    #[test]
-    fn sign_in_and_the_webhook_have_no_budget_sign_up_has_its_own() {
-        assert_eq!(classify(&Method::GET, "/api/v1/offerings"), None);
-        assert_eq!(classify(&Method::POST, "/api/v1/auth/login"), None);
-        assert_eq!(
-            classify(&Method::POST, "/api/v1/auth/register"),
-            Some(Class::Signups)
-        );
-        assert_eq!(classify(&Method::POST, WEBHOOK), None);
-        assert_eq!(
-            classify(&Method::POST, "/api/v1/orders/draft"),
-            Some(Class::Writes)
-        );
-        assert_eq!(classify(&Method::GET, "/api/v1/users"), Some(Class::Admin));
     }
 }

@@ -7,3 +7,4 @@ pub mod admission;
 pub mod client_ip;
 pub mod layers;
 pub mod limits;
+pub mod policy;
