@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod client_ip;
+pub mod fair_queue;
 pub mod layers;
 pub mod limits;
 pub mod policy;

@@ -31,17 +31,18 @@
 //! The body read timeout is a layer (`protection::layers::request_limits`),
 //! since only a request's handler reads its body.
 
+mod activity;
 mod parse_errors;
+mod registry;
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -52,10 +53,12 @@ use poem::endpoint::BoxEndpoint;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Addr, Endpoint};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub use self::activity::ConnectionGauge;
+use self::activity::{Activity, Busy};
 use self::parse_errors::{Dispatched, ProblemIo};
+use self::registry::{Connections, Slot};
 
 /// What the loop enforces on connections.
 #[derive(Debug, Clone, Copy)]
@@ -82,17 +85,6 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)
-}
-
-/// The number of client connections open, counted by the server loop and
-/// read by the health report: no walk over sockets, whatever their number.
-#[derive(Debug, Clone, Default)]
-pub struct ConnectionGauge(Arc<AtomicUsize>);
-
-impl ConnectionGauge {
-    pub fn open(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
 }
 
 /// Raises this process's soft limit on open files to its hard limit where
@@ -300,112 +292,6 @@ async fn idle_for(activity: &Activity, limits: ConnectionLimits) {
     }
 }
 
-/// Whether a connection has requests in progress, and since when it has not.
-#[derive(Debug)]
-struct Activity {
-    /// Requests in progress (more than one only with HTTP/2).
-    in_progress: AtomicUsize,
-    /// Whether the socket refused the last write (the client is not reading
-    /// as fast as answers are written): busy too, though every handler is
-    /// done and hyper holds the rest of an answer in its buffer.
-    writing: AtomicBool,
-    /// When the last request ended, or the connection opened: milliseconds
-    /// since the registry's epoch.
-    idle_since_ms: AtomicU64,
-    /// When the first byte arrived since then ([`Activity::NOTHING_HEARD`]
-    /// while silent): a request on its way has the header timeout to arrive.
-    heard_since_ms: AtomicU64,
-    /// Whether a request has been answered: from then on, silence between
-    /// requests is keep-alive.
-    answered: AtomicBool,
-    /// Whether the answer of the requests in progress has started going out:
-    /// bytes read from then on belong to a next request (a fast client's, or
-    /// a pipelined one), while hyper may not yet have let go of the answer.
-    responding: AtomicBool,
-    /// Wakes the connection's timer when a next request starts arriving.
-    heard_now: tokio::sync::Notify,
-    epoch: Instant,
-}
-
-impl Activity {
-    const NOTHING_HEARD: u64 = u64::MAX;
-
-    fn new(epoch: Instant) -> Self {
-        let activity = Self {
-            in_progress: AtomicUsize::new(0),
-            writing: AtomicBool::new(false),
-            idle_since_ms: AtomicU64::new(0),
-            heard_since_ms: AtomicU64::new(Self::NOTHING_HEARD),
-            answered: AtomicBool::new(false),
-            responding: AtomicBool::new(false),
-            heard_now: tokio::sync::Notify::new(),
-            epoch,
-        };
-        activity
-            .idle_since_ms
-            .store(activity.now_ms(), Ordering::Release);
-        activity
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// A request has arrived whole: its bytes no longer run the header
-    /// timeout.
-    fn begin(self: &Arc<Self>) -> Busy {
-        self.in_progress.fetch_add(1, Ordering::AcqRel);
-        self.responding.store(false, Ordering::Release);
-        self.heard_since_ms
-            .store(Self::NOTHING_HEARD, Ordering::Release);
-        Busy(self.clone())
-    }
-
-    /// Milliseconds since its epoch that it has waited without a request in
-    /// progress since, or `None` when one is in progress.
-    fn waiting_since(&self) -> Option<u64> {
-        (self.in_progress.load(Ordering::Acquire) == 0 && !self.writing.load(Ordering::Acquire))
-            .then(|| self.idle_since_ms.load(Ordering::Acquire))
-    }
-
-    /// Since when bytes of a next request have been arriving, if any have
-    /// since the connection last became idle.
-    fn heard_since(&self) -> Option<u64> {
-        let heard = self.heard_since_ms.load(Ordering::Acquire);
-        (heard != Self::NOTHING_HEARD).then_some(heard)
-    }
-
-    /// Notes bytes read off the socket: the first while idle, or once the
-    /// answer in progress has started going out, starts the header timeout.
-    /// (Bytes read before that are the body of the request in progress.)
-    fn heard(&self) {
-        if self.in_progress.load(Ordering::Acquire) == 0 || self.responding.load(Ordering::Acquire)
-        {
-            let first = self.heard_since_ms.compare_exchange(
-                Self::NOTHING_HEARD,
-                self.now_ms(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
-            if first.is_ok() {
-                self.heard_now.notify_one();
-            }
-        }
-    }
-
-    /// Notes whether a write went through; the end of a stalled write
-    /// restarts the idle clock.
-    fn wrote<T>(&self, result: &Poll<T>) {
-        let stalled = result.is_pending();
-        if !stalled && self.in_progress.load(Ordering::Acquire) > 0 {
-            self.responding.store(true, Ordering::Release);
-        }
-        if self.writing.swap(stalled, Ordering::AcqRel) && !stalled {
-            self.idle_since_ms.store(self.now_ms(), Ordering::Release);
-        }
-    }
-}
-
 /// A response body that keeps its connection busy until hyper is done with
 /// it; its length, and so `Content-Length`, is the body's own.
 struct Sending {
@@ -492,217 +378,9 @@ impl tokio::io::AsyncWrite for WriteWatch {
     }
 }
 
-/// A request in progress on a connection; its end makes the connection idle.
-struct Busy(Arc<Activity>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        let activity = &self.0;
-        activity
-            .idle_since_ms
-            .store(activity.now_ms(), Ordering::Release);
-        activity.answered.store(true, Ordering::Release);
-        activity.in_progress.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The open connections, for the cap.
-struct Connections {
-    max: usize,
-    gauge: ConnectionGauge,
-    epoch: Instant,
-    next_id: AtomicU64,
-    open: Mutex<Registry>,
-    /// Signalled whenever a connection closes.
-    closed: Notify,
-}
-
-struct Entry {
-    activity: Arc<Activity>,
-    evict: CancellationToken,
-}
-
-/// A connection's place in the registry; dropping it frees the place.
-struct Slot {
-    id: u64,
-    activity: Arc<Activity>,
-    evicted: CancellationToken,
-    connections: Arc<Connections>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if self.connections.lock().remove(&self.id).is_some() {
-            self.connections.gauge.0.fetch_sub(1, Ordering::Relaxed);
-        }
-        self.connections.closed.notify_waiters();
-    }
-}
-
-impl Connections {
-    fn new(max: usize, gauge: ConnectionGauge) -> Self {
-        Self {
-            max: max.max(1),
-            gauge,
-            epoch: Instant::now(),
-            next_id: AtomicU64::new(0),
-            open: Mutex::new(Registry::default()),
-            closed: Notify::new(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
-        // A panic while holding this lock leaves a map that is still whole.
-        self.open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn open(&self) -> usize {
-        self.gauge.open()
-    }
-
-    /// A place for a new connection: at once below the cap; at the cap, by
-    /// closing the connection that has waited longest without a request in
-    /// progress; when every connection is busy, once one closes.
-    async fn admit(self: &Arc<Self>) -> Slot {
-        loop {
-            let closed = self.closed.notified();
-            tokio::pin!(closed);
-            // Registered before looking, so a close in between is not missed.
-            closed.as_mut().enable();
-            {
-                let mut open = self.lock();
-                if open.len() >= self.max
-                    && let Some(id) = open.longest_idle()
-                    && let Some(entry) = open.remove(&id)
-                {
-                    self.gauge.0.fetch_sub(1, Ordering::Relaxed);
-                    entry.evict.cancel();
-                    tracing::debug!(
-                        "connection cap reached: closed the longest-waiting connection"
-                    );
-                }
-                if open.len() < self.max {
-                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let activity = Arc::new(Activity::new(self.epoch));
-                    let evict = CancellationToken::new();
-                    open.insert(
-                        id,
-                        Entry {
-                            activity: activity.clone(),
-                            evict: evict.clone(),
-                        },
-                    );
-                    self.gauge.0.fetch_add(1, Ordering::Relaxed);
-                    return Slot {
-                        id,
-                        activity,
-                        evicted: evict,
-                        connections: self.clone(),
-                    };
-                }
-            }
-            closed.await;
-        }
-    }
-
-    /// Resolves once no connection is open.
-    async fn all_closed(&self) {
-        loop {
-            let closed = self.closed.notified();
-            tokio::pin!(closed);
-            closed.as_mut().enable();
-            if self.open() == 0 {
-                return;
-            }
-            closed.await;
-        }
-    }
-}
-
-/// The open connections, in a vector for sampling at random and an index
-/// by id for removal, both O(1).
-#[derive(Default)]
-struct Registry {
-    entries: Vec<(u64, Entry)>,
-    index: HashMap<u64, usize>,
-}
-
-impl Registry {
-    /// Connections looked at to find one to close at the cap; Redis's
-    /// approximated LRU eviction works the same way.
-    const SAMPLES: usize = 32;
-
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn insert(&mut self, id: u64, entry: Entry) {
-        self.index.insert(id, self.entries.len());
-        self.entries.push((id, entry));
-    }
-
-    fn remove(&mut self, id: &u64) -> Option<Entry> {
-        let at = self.index.remove(id)?;
-        let (_, entry) = self.entries.swap_remove(at);
-        if let Some((moved, _)) = self.entries.get(at) {
-            self.index.insert(*moved, at);
-        }
-        Some(entry)
-    }
-
-    /// The connection idle longest, if any is idle: exactly among a few
-    /// hundred, else among `SAMPLES` taken at random (and all of them when
-    /// no sample is idle), so making room costs the same at any number of
-    /// connections.
-    fn longest_idle(&self) -> Option<u64> {
-        let idle = |(id, entry): &(u64, Entry)| Some((entry.activity.waiting_since()?, *id));
-        let oldest = |candidates: &mut dyn Iterator<Item = &(u64, Entry)>| {
-            candidates.filter_map(idle).min().map(|(_, id)| id)
-        };
-        if self.entries.len() <= Self::SAMPLES * 8 {
-            return oldest(&mut self.entries.iter());
-        }
-        let mut sampled =
-            (0..Self::SAMPLES).map(|_| &self.entries[rand::random_range(0..self.entries.len())]);
-        oldest(&mut sampled).or_else(|| oldest(&mut self.entries.iter()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn at_the_cap_the_longest_waiting_connection_makes_room() {
-        let connections = Arc::new(Connections::new(2, ConnectionGauge::default()));
-        let first = connections.admit().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let second = connections.admit().await;
-        // A request in progress on the first: the second is the one to go.
-        let busy = first.activity.begin();
-        let third = connections.admit().await;
-        assert!(second.evicted.is_cancelled());
-        assert!(!first.evicted.is_cancelled());
-        assert_eq!(connections.open(), 2);
-        // Both busy: the next waits until one closes.
-        let _busy_third = third.activity.begin();
-        let waiting = tokio::spawn({
-            let connections = connections.clone();
-            async move { connections.admit().await.id }
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiting.is_finished());
-        drop(busy);
-        drop(first);
-        let admitted = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .expect("admitted once a connection closed")
-            .unwrap();
-        assert!(admitted > third.id);
-        drop(second);
-    }
 
     #[test]
     fn the_automatic_cap_leaves_a_quarter_of_the_file_handles() {

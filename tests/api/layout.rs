@@ -135,6 +135,10 @@ impl<'ast> Visit<'ast> for Paths {
         self.module.pop();
     }
 
+    /// `pub(super)` and `pub(in crate::x)` say who may see an item; they
+    /// import nothing.
+    fn visit_visibility(&mut self, _: &'ast syn::Visibility) {}
+
     fn visit_path(&mut self, path: &'ast syn::Path) {
         let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
         self.push(&segments);
