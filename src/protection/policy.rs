@@ -129,8 +129,8 @@ fn outside_api(method: &Method, path: &str) -> Policy {
 
 /// The API's operations by method and path, from the spec.
 struct Operations {
-    /// Paths without parameters: an exact lookup.
-    fixed: HashMap<(Method, String), String>,
+    /// Paths without parameters: an exact lookup, then the method.
+    fixed: HashMap<String, Vec<(Method, String)>>,
     /// Paths with parameters, as segments (`None` for a parameter).
     templated: Vec<(Method, Vec<Option<String>>, String)>,
     base_path: String,
@@ -168,26 +168,35 @@ impl Operations {
                         .collect();
                     operations.templated.push((method, segments, id));
                 } else {
-                    operations.fixed.insert((method, path.clone()), id);
+                    operations
+                        .fixed
+                        .entry(path.clone())
+                        .or_default()
+                        .push((method, id));
                 }
             }
         }
         operations
     }
 
-    /// The operation a request is for, if it is one of the API's.
+    /// The operation a request is for, if it is one of the API's. No
+    /// allocation: this runs for every request.
     fn find(&self, method: &Method, path: &str) -> Option<&str> {
         let rest = path.strip_prefix(&self.base_path)?;
-        if let Some(id) = self.fixed.get(&(method.clone(), rest.to_string())) {
+        let fixed = self
+            .fixed
+            .get(rest)
+            .and_then(|methods| methods.iter().find(|(m, _)| m == method));
+        if let Some((_, id)) = fixed {
             return Some(id);
         }
-        let wanted: Vec<&str> = rest.split('/').collect();
+        let count = rest.split('/').count();
         self.templated
             .iter()
             .find(|(m, segments, _)| {
                 m == method
-                    && segments.len() == wanted.len()
-                    && segments.iter().zip(&wanted).all(|(s, w)| match s {
+                    && segments.len() == count
+                    && segments.iter().zip(rest.split('/')).all(|(s, w)| match s {
                         Some(s) => s == w,
                         None => !w.is_empty(),
                     })
