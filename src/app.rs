@@ -342,7 +342,6 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     let server = Arc::new(state.config.server.clone());
     let cors = layers::cors(&server);
     let cors_config = server.clone();
-    let logged_origins = layers::LoggedOrigins::new(1_000);
     let security = layers::security_headers(&server);
     // Outermost last: the body arrives before a request takes a turn, then
     // admission, then the budgets.
@@ -352,9 +351,7 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .around(move |ep, req| layers::request_limits(ep, req, server.clone()))
         .data(state)
         .with_if(cors.is_some(), cors.unwrap_or_default())
-        .around(move |ep, req| {
-            layers::unlisted_preflight(ep, req, cors_config.clone(), logged_origins.clone())
-        })
+        .with(layers::UnlistedPreflight::new(cors_config))
         .around(crate::compression::compress)
         .catch_all_error(crate::error::problem_from_poem_error)
         .around(move |ep, req| crate::ops::http::observe(ep, req, route_table.clone()))

@@ -227,43 +227,75 @@ pub type LoggedOrigins = moka::sync::Cache<String, ()>;
 /// (all of them when the list is empty) gets 403 with a problem body that
 /// names the setting, and the log says so once per origin, instead of a
 /// bare 405 or 403 that leaves a front-end developer guessing. Listed
-/// origins pass on to the CORS layer.
-pub async fn unlisted_preflight<E: Endpoint>(
-    ep: Arc<E>,
-    req: Request,
+/// origins pass on to the CORS layer. Any other request passes at the cost
+/// of a method comparison: nothing is cloned or allocated for it.
+pub struct UnlistedPreflight {
     config: Arc<ServerConfig>,
     logged: LoggedOrigins,
-) -> poem::Result<Response> {
-    let preflight = req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let origin = req.headers().get(header::ORIGIN).map(|o| {
-        o.to_str().map_or_else(
-            |_| "(not text)".to_string(),
-            |o| o.chars().take(200).collect(),
-        )
-    });
-    let Some(origin) = origin.filter(|o| preflight && !config.cors_origins.contains(o)) else {
-        return ep.call(req).await.map(IntoResponse::into_response);
-    };
-    if !logged.contains_key(&origin) {
-        logged.insert(origin.clone(), ());
-        tracing::warn!(
-            %origin,
-            "refused a browser's cross-origin preflight: that origin is not in server.cors_origins"
-        );
+}
+
+impl UnlistedPreflight {
+    pub fn new(config: Arc<ServerConfig>) -> Self {
+        Self {
+            config,
+            logged: LoggedOrigins::new(1_000),
+        }
     }
-    let listed = if config.cors_origins.is_empty() {
-        "no origin is listed"
-    } else {
-        "it is not listed"
-    };
-    let error = Error::forbidden(format!(
-        "cross-origin requests from {origin} are not allowed: {listed} in server.cors_origins \
-         (WEMASTER_SERVER__CORS_ORIGINS)"
-    ));
-    Ok(refusal(error))
+}
+
+impl<E: Endpoint> poem::Middleware<E> for UnlistedPreflight {
+    type Output = UnlistedPreflightEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        UnlistedPreflightEndpoint {
+            inner,
+            config: self.config.clone(),
+            logged: self.logged.clone(),
+        }
+    }
+}
+
+pub struct UnlistedPreflightEndpoint<E> {
+    inner: E,
+    config: Arc<ServerConfig>,
+    logged: LoggedOrigins,
+}
+
+impl<E: Endpoint> Endpoint for UnlistedPreflightEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let preflight = req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        let origin = match req.headers().get(header::ORIGIN) {
+            Some(origin) if preflight => origin.to_str().map_or_else(
+                |_| "(not text)".to_string(),
+                |o| o.chars().take(200).collect(),
+            ),
+            _ => return self.inner.call(req).await.map(IntoResponse::into_response),
+        };
+        if self.config.cors_origins.contains(&origin) {
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        }
+        if !self.logged.contains_key(&origin) {
+            self.logged.insert(origin.clone(), ());
+            tracing::warn!(
+                %origin,
+                "refused a browser's cross-origin preflight: that origin is not in server.cors_origins"
+            );
+        }
+        let listed = if self.config.cors_origins.is_empty() {
+            "no origin is listed"
+        } else {
+            "it is not listed"
+        };
+        Ok(refusal(Error::forbidden(format!(
+            "cross-origin requests from {origin} are not allowed: {listed} in \
+             server.cors_origins (WEMASTER_SERVER__CORS_ORIGINS)"
+        ))))
+    }
 }
 
 /// CORS for the configured origins; `None` when there are none.
