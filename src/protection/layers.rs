@@ -35,7 +35,7 @@ fn refusal(error: Error) -> Response {
 /// Fair queuing by client address (see `admission.rs`); probes pass
 /// untouched. Runs after the body has arrived (`request_limits` stands
 /// outside it), so a request whose body never comes holds no slot.
-pub async fn admit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+pub async fn admit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
     let Some(state) = req.data::<AppState>().cloned() else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
@@ -43,6 +43,8 @@ pub async fn admit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Respon
     if policy.probe {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
+    // The budgets inside read it from here rather than look it up again.
+    req.set_data(policy);
     let client = client_ip(&req, &state.config.server.trusted_proxies);
     let lane = if policy.hashing {
         Lane::Hashing
@@ -86,7 +88,10 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
     let Some(state) = req.data::<AppState>().cloned() else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
-    let policy = policy::of_request(req.method(), req.uri().path());
+    let policy = req
+        .data::<policy::Policy>()
+        .copied()
+        .unwrap_or_else(|| policy::of_request(req.method(), req.uri().path()));
     if !state.limits.enabled() || policy.probe {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
