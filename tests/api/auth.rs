@@ -5,13 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, problem, spawn_app, spawn_app_with};
-
-fn reset_token_from(mail: &Value) -> String {
-    let body = mail["body"].as_str().unwrap();
-    let at = body.find("token=").expect("link with token") + "token=".len();
-    body[at..].split_whitespace().next().unwrap().to_string()
-}
+use crate::helpers::{TestApp, problem, reset_token_from, spawn_app, spawn_app_with};
 
 #[test]
 fn user_create_from_another_folder_writes_beside_the_config_file_and_says_which() {

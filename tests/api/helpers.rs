@@ -257,6 +257,13 @@ impl TestApp {
     }
 }
 
+/// The token of the reset link in a password-reset mail.
+pub fn reset_token_from(mail: &Value) -> String {
+    let body = mail["body"].as_str().unwrap();
+    let at = body.find("token=").expect("link with token") + "token=".len();
+    body[at..].split_whitespace().next().unwrap().to_string()
+}
+
 /// The webhook secret of the test configuration (the built-in default).
 pub fn webhook_secret() -> String {
     wemaster::config::Config::default()

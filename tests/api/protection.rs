@@ -633,10 +633,7 @@ async fn a_password_reset_lifts_the_lock_and_a_lock_survives_a_restart() {
         )
         .await;
     assert_eq!(resp.status(), 202);
-    let mail = app.latest_mail().await;
-    let body = mail["body"].as_str().unwrap();
-    let at = body.find("token=").unwrap() + "token=".len();
-    let token = body[at..].split_whitespace().next().unwrap();
+    let token = crate::helpers::reset_token_from(&app.latest_mail().await);
     let resp = app
         .post_json(
             "/api/v1/auth/reset-password",
