@@ -529,3 +529,25 @@ fn add_links(doc: &mut Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_of_the_spec_has_a_policy() {
+        let spec: serde_json::Value = serde_json::from_str(&service().spec()).unwrap();
+        let mut seen = 0;
+        for item in spec["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let id = op["operationId"].as_str().unwrap();
+                assert!(
+                    crate::protection::policy::of_operation(id).is_some(),
+                    "{id} has no policy"
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen >= 29, "{seen} operations");
+    }
+}

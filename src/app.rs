@@ -131,7 +131,7 @@ impl Application {
             payments,
             public_url,
             metrics: if config.metrics.enabled {
-                crate::ops::metrics::install()
+                crate::metrics::install()
             } else {
                 None
             },

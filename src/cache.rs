@@ -137,7 +137,7 @@ impl ResponseCache {
             (&self.misses, "miss")
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(crate::ops::metrics::CACHE_LOOKUPS, "cache" => "responses", "result" => result)
+        metrics::counter!(crate::metrics::CACHE_LOOKUPS, "cache" => "responses", "result" => result)
             .increment(1);
         found
     }

@@ -128,13 +128,13 @@ mod tests {
     #[test]
     fn link_header_has_every_relation() {
         let p = Page::new(Some(2), Some(10)).unwrap();
-        let h = p.link_header("/api/v1/offerings", &[("q", "a b".into())], 35);
+        let h = p.link_header("/base/offerings", &[("q", "a b".into())], 35);
         assert_eq!(
             h,
-            "</api/v1/offerings?q=a%20b&page=1&limit=10>; rel=\"first\", \
-             </api/v1/offerings?q=a%20b&page=1&limit=10>; rel=\"prev\", \
-             </api/v1/offerings?q=a%20b&page=3&limit=10>; rel=\"next\", \
-             </api/v1/offerings?q=a%20b&page=4&limit=10>; rel=\"last\""
+            "</base/offerings?q=a%20b&page=1&limit=10>; rel=\"first\", \
+             </base/offerings?q=a%20b&page=1&limit=10>; rel=\"prev\", \
+             </base/offerings?q=a%20b&page=3&limit=10>; rel=\"next\", \
+             </base/offerings?q=a%20b&page=4&limit=10>; rel=\"last\""
         );
     }
 

@@ -142,7 +142,7 @@ impl AuthApi {
             })
             .await?;
         if guard_on && let Some(wait) = standing.locked_for {
-            metrics::counter!(crate::ops::metrics::LOGIN_LOCKOUTS).increment(1);
+            metrics::counter!(crate::metrics::LOGIN_LOCKOUTS).increment(1);
             return Err(Error::too_many_requests(
                 format!("too many failed sign-ins for this account; retry in {wait} s"),
                 wait,

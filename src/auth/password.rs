@@ -256,7 +256,7 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(&mut Memory) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        use crate::ops::metrics::{HASH_DURATION, HASH_WAIT, HASH_WAITING};
+        use crate::metrics::{HASH_DURATION, HASH_WAIT, HASH_WAITING};
         let queued = std::time::Instant::now();
         metrics::gauge!(HASH_WAITING).increment(1.0);
         let permit =

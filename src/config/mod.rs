@@ -10,15 +10,13 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::{Figment, Source};
 use serde::{Deserialize, Serialize};
 
-pub use crate::payments::model::PaymentProvider;
-
 mod explain;
 mod sections;
 mod values;
 
 pub use explain::env_var;
 pub use sections::*;
-pub use values::{IpBlock, Secret, resolve_addr};
+pub use values::{IpBlock, PaymentProvider, Secret, resolve_addr};
 
 /// `WEMASTER_*` variables that are not configuration keys (with the prefix
 /// removed, as figment sees them).

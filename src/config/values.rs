@@ -1,6 +1,6 @@
-//! Value types of the configuration that serde cannot read alone: IP
-//! blocks, listen addresses that may name a host, and secrets that never
-//! print.
+//! Value types of the configuration: the payment provider, and those serde
+//! cannot read alone (IP blocks, listen addresses that may name a host, and
+//! secrets that never print).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -110,5 +110,43 @@ impl fmt::Debug for Secret {
 impl Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(if self.0.is_empty() { "" } else { "********" })
+    }
+}
+
+/// Who takes the money: `dev` (pages served by this binary, no network) or
+/// `stripe` (Stripe Checkout). Chosen by `payments.provider` in wemaster.toml
+/// and stored on every order and payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum PaymentProvider {
+    Dev,
+    Stripe,
+}
+
+impl PaymentProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentProvider::Dev => "dev",
+            PaymentProvider::Stripe => "stripe",
+        }
+    }
+}
+
+impl rusqlite::types::ToSql for PaymentProvider {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for PaymentProvider {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        match value.as_str()? {
+            "dev" => Ok(PaymentProvider::Dev),
+            "stripe" => Ok(PaymentProvider::Stripe),
+            other => Err(rusqlite::types::FromSqlError::Other(
+                format!("unknown payment provider {other:?}").into(),
+            )),
+        }
     }
 }

@@ -227,9 +227,9 @@ fn timed<T>(
     let mut conn = checkout(pool)?;
     let waited = started.elapsed();
     let result = f(&mut conn);
-    metrics::histogram!(crate::ops::metrics::DB_POOL_WAIT, "pool" => pool_name)
+    metrics::histogram!(crate::metrics::DB_POOL_WAIT, "pool" => pool_name)
         .record(waited.as_secs_f64());
-    metrics::histogram!(crate::ops::metrics::DB_STATEMENT, "pool" => pool_name)
+    metrics::histogram!(crate::metrics::DB_STATEMENT, "pool" => pool_name)
         .record((started.elapsed() - waited).as_secs_f64());
     result
 }

@@ -11,8 +11,8 @@ use poem::http::HeaderValue;
 use poem::web::Data;
 use poem::{Endpoint, IntoResponse, Request, Response, handler};
 
-use super::metrics::{HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS};
 use crate::error::problem_from_poem_error;
+use crate::metrics::{HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS};
 use crate::state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
@@ -226,9 +226,9 @@ pub async fn metrics_endpoint(state: Data<&AppState>) -> poem::Response {
             .finish();
     };
     let stats = state.cache.stats();
-    metrics::gauge!(crate::ops::metrics::CACHE_ENTRIES, "cache" => "responses")
+    metrics::gauge!(crate::metrics::CACHE_ENTRIES, "cache" => "responses")
         .set(stats.entries as f64);
-    match tokio::task::spawn_blocking(move || crate::ops::metrics::render(&handle)).await {
+    match tokio::task::spawn_blocking(move || crate::metrics::render(&handle)).await {
         Ok(text) => poem::Response::builder()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(text),
@@ -255,24 +255,24 @@ mod tests {
 
     #[test]
     fn route_templates_and_request_ids() {
-        let routes = RouteTable::from_spec(SPEC, "/api/v1");
+        let routes = RouteTable::from_spec(SPEC, "/base");
         let template = |p: &str| routes.template(p);
         let allowed_methods = |p: &str| routes.allowed_methods(p);
         assert_eq!(
-            template("/api/v1/offerings/{param0}"),
-            "/api/v1/offerings/{slug}"
+            template("/base/offerings/{param0}"),
+            "/base/offerings/{slug}"
         );
         assert_eq!(
-            template("/api/v1/orders/:param0/cancel"),
-            "/api/v1/orders/{id}/cancel"
+            template("/base/orders/:param0/cancel"),
+            "/base/orders/{id}/cancel"
         );
         assert_eq!(template("/checkout/dev/:id/pay"), "/checkout/dev/{id}/pay");
         assert_eq!(
-            allowed_methods("/api/v1/offerings").as_deref(),
+            allowed_methods("/base/offerings").as_deref(),
             Some("GET, POST")
         );
         assert_eq!(
-            allowed_methods("/api/v1/offerings/some-slug").as_deref(),
+            allowed_methods("/base/offerings/some-slug").as_deref(),
             Some("GET, PATCH")
         );
         assert_eq!(allowed_methods("/nowhere"), None);

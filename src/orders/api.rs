@@ -404,7 +404,7 @@ impl OrdersApi {
                     ));
                 }
                 repo::set_status(&tx, &id, OrderStatus::Cancelled, &now)?;
-                crate::ops::metrics::order_transition(order.status.as_str(), "CANCELLED", 1);
+                crate::metrics::order_transition(order.status.as_str(), "CANCELLED", 1);
                 let session = repo::session_of(&tx, &id)?;
                 let order = repo::order_by_id(&tx, &id, &now)?
                     .ok_or_else(|| Error::internal(anyhow::anyhow!("order vanished")))?;

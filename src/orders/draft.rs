@@ -225,7 +225,7 @@ pub async fn draft(
             let order = repo::order_by_id(&tx, &order_id, &now)?
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("new order vanished")))?;
             tx.commit()?;
-            crate::ops::metrics::order_transition("NEW", "PENDING_PAYMENT", 1);
+            crate::metrics::order_transition("NEW", "PENDING_PAYMENT", 1);
             Ok(Drafted::Created(order))
         })
         .await?;
@@ -260,7 +260,7 @@ pub async fn draft(
                 .write(move |conn| {
                     let tx = conn.transaction()?;
                     repo::mark_failed(&tx, &id, &reason, &now)?;
-                    crate::ops::metrics::order_transition("PENDING_PAYMENT", "FAILED", 1);
+                    crate::metrics::order_transition("PENDING_PAYMENT", "FAILED", 1);
                     if let Some(key) = &key {
                         repo::forget_idempotency_key(&tx, &user_id, key)?;
                     }

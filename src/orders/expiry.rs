@@ -20,7 +20,7 @@ pub async fn sweep_expired(state: AppState) {
         match swept {
             Ok(0) => {}
             Ok(n) => {
-                crate::ops::metrics::order_transition("PENDING_PAYMENT", "EXPIRED", n as u64);
+                crate::metrics::order_transition("PENDING_PAYMENT", "EXPIRED", n as u64);
                 tracing::info!(expired = n, "pending orders expired");
             }
             Err(e) => tracing::warn!(error = ?e, "expiry sweep failed"),

@@ -1,6 +1,6 @@
 //! Order types (API.md, Orders).
 
-use crate::payments::model::PaymentProvider;
+use crate::config::PaymentProvider;
 use crate::text::Text;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object, Union};

@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use super::model::{
     EnrolledOffering, Enrollment, EnrollmentStatus, NewItem, Order, OrderItem, OrderStatus,
 };
+use crate::config::PaymentProvider;
 use crate::paging::{Page, like_pattern};
-use crate::payments::model::PaymentProvider;
 
 /// The status an order has now, given the time `?now` in the query.
 pub const EFFECTIVE_STATUS: &str = "CASE WHEN o.status = 'PENDING_PAYMENT' AND o.expires_at <= :now

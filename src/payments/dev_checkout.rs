@@ -15,10 +15,10 @@ use poem::{IntoResponse, Response, handler};
 use serde_json::json;
 
 use super::webhook;
+use crate::config::PaymentProvider;
 use crate::error::Error;
 use crate::orders::model::{Order, OrderStatus};
 use crate::orders::repo as orders;
-use crate::payments::model::PaymentProvider;
 use crate::payments::provider::DEV_SESSION_PREFIX;
 use crate::state::AppState;
 

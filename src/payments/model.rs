@@ -2,45 +2,8 @@
 
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
-use serde::{Deserialize, Serialize};
 
-/// Who takes the money: `dev` (pages served by this binary, no network) or
-/// `stripe` (Stripe Checkout). Chosen by `payments.provider` in wemaster.toml
-/// and stored on every order and payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Enum)]
-#[serde(rename_all = "lowercase")]
-#[oai(rename_all = "lowercase")]
-pub enum PaymentProvider {
-    Dev,
-    Stripe,
-}
-
-impl PaymentProvider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentProvider::Dev => "dev",
-            PaymentProvider::Stripe => "stripe",
-        }
-    }
-}
-
-impl rusqlite::types::ToSql for PaymentProvider {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
-
-impl rusqlite::types::FromSql for PaymentProvider {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        match value.as_str()? {
-            "dev" => Ok(PaymentProvider::Dev),
-            "stripe" => Ok(PaymentProvider::Stripe),
-            other => Err(rusqlite::types::FromSqlError::Other(
-                format!("unknown payment provider {other:?}").into(),
-            )),
-        }
-    }
-}
+use crate::config::PaymentProvider;
 
 /// What a webhook event did. Stored with the event; the unmatched ones and
 /// amount mismatches surface in reconciliation.

@@ -2,7 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::model::{Payment, PaymentProvider, PaymentStatus, WebhookOutcome};
+use super::model::{Payment, PaymentStatus, WebhookOutcome};
+use crate::config::PaymentProvider;
 use crate::paging::Page;
 
 /// A verified event as recorded.

@@ -10,8 +10,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::model::{PaymentProvider, WebhookAck, WebhookOutcome};
+use super::model::{WebhookAck, WebhookOutcome};
 use super::repo::{self, EventRecord};
+use crate::config::PaymentProvider;
 use crate::error::Error;
 use crate::orders::model::OrderStatus;
 use crate::orders::repo as orders;
@@ -280,7 +281,7 @@ pub async fn receive(
             Ok((false, outcome))
         })
         .await?;
-    metrics::counter!(crate::ops::metrics::WEBHOOK_EVENTS, "type" => kind, "outcome" => outcome.as_str())
+    metrics::counter!(crate::metrics::WEBHOOK_EVENTS, "type" => kind, "outcome" => outcome.as_str())
         .increment(1);
     if already {
         return Ok(WebhookAck {
@@ -466,7 +467,7 @@ fn apply(
         ));
     }
     orders::set_status(tx, &order.id, target, now)?;
-    crate::ops::metrics::order_transition(order.status.as_str(), target.as_str(), 1);
+    crate::metrics::order_transition(order.status.as_str(), target.as_str(), 1);
     let mut detail = None;
     match target {
         OrderStatus::Paid => {
@@ -477,7 +478,7 @@ fn apply(
             {
                 if full {
                     orders::set_status(tx, &order.id, OrderStatus::Refunded, now)?;
-                    crate::ops::metrics::order_transition("PAID", "REFUNDED", 1);
+                    crate::metrics::order_transition("PAID", "REFUNDED", 1);
                     refund_effects(tx, &order.id, now)?;
                     detail = Some(
                         "a refund delivered before this payment was applied: the order is REFUNDED"

@@ -54,7 +54,7 @@ pub async fn admit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Re
     let ticket = match state.admission.admit(client, lane).await {
         Ok(ticket) => ticket,
         Err(Refusal::OverShare { retry_after }) => {
-            metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => "share").increment(1);
+            metrics::counter!(crate::metrics::RATE_LIMITED, "class" => "share").increment(1);
             return Ok(refusal(Error::too_many_requests(
                 format!(
                     "too many requests waiting from your address while others wait; retry in {retry_after} s"
@@ -63,7 +63,7 @@ pub async fn admit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Re
             )));
         }
         Err(Refusal::Busy { retry_after }) => {
-            metrics::counter!(crate::ops::metrics::SHED, "lane" => lane.as_str()).increment(1);
+            metrics::counter!(crate::metrics::SHED, "lane" => lane.as_str()).increment(1);
             let what = match lane {
                 Lane::Hashing => "sign-ins, sign-ups and password resets are",
                 Lane::Cheap => "the server is",
@@ -121,7 +121,7 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
     if (forged_bearer || policy.credential)
         && let Some(wait) = state.limits.failures.retry_after(&address)
     {
-        metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => "failures").increment(1);
+        metrics::counter!(crate::metrics::RATE_LIMITED, "class" => "failures").increment(1);
         let mut resp = refusal(Error::too_many_requests(
             format!("too many failed attempts from your address; retry in {wait} s"),
             wait,
@@ -143,8 +143,7 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
         && !decision.allowed
     {
         tracing::debug!(class = class.as_str(), "rate limited");
-        metrics::counter!(crate::ops::metrics::RATE_LIMITED, "class" => class.as_str())
-            .increment(1);
+        metrics::counter!(crate::metrics::RATE_LIMITED, "class" => class.as_str()).increment(1);
         let wait = decision.retry_after_seconds;
         let detail = match class {
             Class::Signups => format!("too many sign-ups from your address; retry in {wait} s"),

@@ -1,6 +1,6 @@
 //! The house keeps its shape: the composition root (`app.rs`) stands above
-//! everything, and no two files of `src/` import each other, directly or
-//! round a circle. Files are parsed with syn; every `crate::`, `super::` and
+//! everything, no two files of `src/` import each other, directly or round
+//! a circle, and no import runs back up a floor. Files are parsed with syn; every `crate::`, `super::` and
 //! `self::` path (in `use` trees, code and macro arguments) is an arrow to
 //! the file that defines the longest prefix of that path.
 
@@ -14,6 +14,86 @@ use syn::visit::Visit;
 
 /// The files that may import `crate::app`: the entry points above it.
 const ABOVE_APP: &[&str] = &["app.rs", "cli.rs", "main.rs", "lib.rs"];
+
+/// The floors of `src/`, lowest first. A file may import files of its own
+/// floor and of the floors below, never above. An entry is a file, a folder
+/// (`server/`) or every file of a name (`*/api.rs`); the most specific entry
+/// wins. A file that imports nothing of the crate stands on the ground
+/// floor wherever it is.
+const FLOORS: &[(&str, &[&str])] = &[
+    (
+        "ground: leaves every room may use",
+        &[
+            "error.rs",
+            "text.rs",
+            "paging.rs",
+            "server/",
+            "health/checks.rs",
+        ],
+    ),
+    ("configuration", &["config/"]),
+    (
+        "infrastructure: storage, cache, log, admission and budgets",
+        &["db/", "cache.rs", "logging.rs", "protection/"],
+    ),
+    (
+        "domains: models, stores and the rules that need no shared state",
+        &[
+            "auth/",
+            "catalogue/",
+            "orders/",
+            "payments/",
+            "admin/",
+            "demo.rs",
+        ],
+    ),
+    ("the shared state", &["state.rs"]),
+    (
+        "services on the state",
+        &[
+            "auth/mod.rs",
+            "orders/draft.rs",
+            "orders/expiry.rs",
+            "payments/webhook.rs",
+            "health/",
+            "ops/",
+            "protection/layers.rs",
+        ],
+    ),
+    (
+        "the API",
+        &["api.rs", "*/api.rs", "payments/dev_checkout.rs"],
+    ),
+    ("entry points", &["app.rs", "cli.rs", "main.rs", "lib.rs"]),
+];
+
+/// The floor a file stands on, by its most specific entry in [`FLOORS`].
+fn floor_of(file: &str, imports_nothing: bool) -> Option<usize> {
+    if imports_nothing {
+        return Some(0);
+    }
+    let specificity = |entry: &str| -> Option<usize> {
+        if entry == file {
+            Some(3)
+        } else if let Some(name) = entry.strip_prefix("*/") {
+            file.ends_with(&format!("/{name}")).then_some(2)
+        } else if entry.ends_with('/') {
+            file.starts_with(entry).then_some(1)
+        } else {
+            None
+        }
+    };
+    FLOORS
+        .iter()
+        .enumerate()
+        .flat_map(|(floor, (_, entries))| {
+            entries
+                .iter()
+                .filter_map(move |entry| specificity(entry).map(|s| (s, floor)))
+        })
+        .max()
+        .map(|(_, floor)| floor)
+}
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("src/ is readable") {
@@ -233,4 +313,32 @@ fn no_import_circle_between_files_of_src() {
     // The check sees real arrows: domains do import the state.
     assert!(graph["orders/api.rs"].contains("state.rs"));
     assert!(graph["app.rs"].contains("api.rs"));
+}
+
+#[test]
+fn no_import_runs_back_up_a_floor() {
+    let graph = imports();
+    let floor = |file: &str| {
+        floor_of(file, graph[file].is_empty())
+            .unwrap_or_else(|| panic!("{file} stands on no floor; add it to FLOORS"))
+    };
+    let upward: Vec<String> = graph
+        .iter()
+        .flat_map(|(file, targets)| targets.iter().map(move |target| (file, target)))
+        .filter(|(file, target)| floor(target) > floor(file))
+        .map(|(file, target)| {
+            format!(
+                "{file} ({}) -> {target} ({})",
+                FLOORS[floor(file)].0,
+                FLOORS[floor(target)].0
+            )
+        })
+        .collect();
+    assert!(
+        upward.is_empty(),
+        "imports that run back up a floor; move what they need down: {upward:#?}"
+    );
+    // The check sees real floors: the API stands above the state.
+    assert!(floor("orders/api.rs") > floor("state.rs"));
+    assert_eq!(floor("clock.rs"), 0);
 }
