@@ -37,6 +37,17 @@ fn migrations() -> Migrations<'static> {
     Migrations::from_slice(MIGRATIONS)
 }
 
+/// A connection to a fresh in-memory database at the current schema, with
+/// foreign keys on, for the unit tests of the stores.
+#[cfg(test)]
+pub fn in_memory() -> Connection {
+    let mut conn = Connection::open_in_memory().expect("in-memory database");
+    conn.pragma_update(None, "foreign_keys", true)
+        .expect("foreign keys");
+    migrations().to_latest(&mut conn).expect("migrates");
+    conn
+}
+
 /// A database file this binary cannot use.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

@@ -6,6 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::draft::{self, Drafted};
+use super::lifecycle::{OrderTx, Step, Transition};
 use super::model::{DraftOrderRequest, Enrollment, Order, OrderStatus};
 use super::repo::{self, OrderFilter};
 use crate::auth::BearerAuth;
@@ -389,12 +390,15 @@ impl OrdersApi {
         let (order, session) = state
             .db
             .write(move |conn| {
-                let tx = conn.transaction()?;
+                let mut tx = OrderTx::begin(conn)?;
                 let now = clock.stamp();
                 let order = repo::order_by_id(&tx, &id, &now)?
                     .filter(|o| principal.is_admin() || o.user_id == principal.user_id)
                     .ok_or_else(|| Error::not_found("no such order"))?;
-                if !order.status.can_become(OrderStatus::Cancelled) {
+                if !matches!(
+                    tx.apply(&order, Transition::Cancel, &now)?,
+                    Step::Moved { .. }
+                ) {
                     return Err(Error::conflict(
                         "ORDER_NOT_CANCELLABLE",
                         format!(
@@ -403,8 +407,6 @@ impl OrdersApi {
                         ),
                     ));
                 }
-                repo::set_status(&tx, &id, OrderStatus::Cancelled, &now)?;
-                crate::metrics::order_transition(order.status.as_str(), "CANCELLED", 1);
                 let session = repo::session_of(&tx, &id)?;
                 let order = repo::order_by_id(&tx, &id, &now)?
                     .ok_or_else(|| Error::internal(anyhow::anyhow!("order vanished")))?;

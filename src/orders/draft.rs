@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::lifecycle::{OrderTx, Transition};
 use super::model::{DraftItem, NewItem, Order, OrderStatus};
 use super::repo::{self, NewOrder};
 use crate::auth::Principal;
@@ -174,7 +175,7 @@ pub async fn draft(
     let drafted = state
         .db
         .write(move |conn| {
-            let tx = conn.transaction()?;
+            let mut tx = OrderTx::begin(conn)?;
             let now = clock.stamp();
             if let Some(key) = &tx_key
                 && let Some((earlier_hash, earlier_order)) = repo::idempotency_key(&tx, &tx_user, key, &now)?
@@ -202,9 +203,7 @@ pub async fn draft(
                 .try_fold(0i64, |sum, i| sum.checked_add(i.unit_price.checked_mul(i.quantity)?))
                 .ok_or_else(|| Error::validation("items", "the order total is too large"))?;
             let expires_at = clock.stamp_in(Duration::from_secs(cfg.pending_ttl_seconds));
-            repo::insert_order(
-                &tx,
-                &NewOrder {
+            tx.open(&NewOrder {
                     id: &order_id,
                     user_id: &tx_user,
                     amount,
@@ -213,8 +212,7 @@ pub async fn draft(
                     items: &items,
                     now: &now,
                     expires_at: &expires_at,
-                },
-            )?;
+            })?;
             if let Some(session) = &local_session {
                 repo::set_session(&tx, &order_id, &session.id, &session.url, &now)?;
             }
@@ -225,7 +223,6 @@ pub async fn draft(
             let order = repo::order_by_id(&tx, &order_id, &now)?
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("new order vanished")))?;
             tx.commit()?;
-            crate::metrics::order_transition("NEW", "PENDING_PAYMENT", 1);
             Ok(Drafted::Created(order))
         })
         .await?;
@@ -258,9 +255,13 @@ pub async fn draft(
             state
                 .db
                 .write(move |conn| {
-                    let tx = conn.transaction()?;
-                    repo::mark_failed(&tx, &id, &reason, &now)?;
-                    crate::metrics::order_transition("PENDING_PAYMENT", "FAILED", 1);
+                    let mut tx = OrderTx::begin(conn)?;
+                    if let Some(order) = repo::order_by_id(&tx, &id, &now)? {
+                        let fail = Transition::Fail {
+                            reason: Some(&reason),
+                        };
+                        tx.apply(&order, fail, &now)?;
+                    }
                     if let Some(key) = &key {
                         repo::forget_idempotency_key(&tx, &user_id, key)?;
                     }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::lifecycle::OrderTx;
 use crate::state::AppState;
 
 /// Persists EXPIRED on overdue pending orders (reads already show them as
@@ -15,14 +16,17 @@ pub async fn sweep_expired(state: AppState) {
         let now = state.clock.stamp();
         let swept = state
             .db
-            .write(move |conn| Ok(super::repo::sweep(conn, &now)?))
+            .write(move |conn| {
+                let mut tx = OrderTx::begin(conn)?;
+                let expired = tx.expire_overdue(&now)?;
+                super::repo::drop_expired_keys(&tx, &now)?;
+                tx.commit()?;
+                Ok(expired)
+            })
             .await;
         match swept {
             Ok(0) => {}
-            Ok(n) => {
-                crate::metrics::order_transition("PENDING_PAYMENT", "EXPIRED", n as u64);
-                tracing::info!(expired = n, "pending orders expired");
-            }
+            Ok(n) => tracing::info!(expired = n, "pending orders expired"),
             Err(e) => tracing::warn!(error = ?e, "expiry sweep failed"),
         }
     }

@@ -4,5 +4,6 @@
 pub mod api;
 pub mod draft;
 pub mod expiry;
+pub mod lifecycle;
 pub mod model;
 pub mod repo;

@@ -56,7 +56,8 @@ pub struct NewOrder<'a> {
     pub expires_at: &'a str,
 }
 
-pub fn insert_order(conn: &Connection, o: &NewOrder<'_>) -> rusqlite::Result<()> {
+/// Only the lifecycle calls this: a new order is a move too.
+pub(super) fn insert_order(conn: &Connection, o: &NewOrder<'_>) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO orders (id, user_id, status, amount, currency, payment_provider, expires_at,
              created_at, updated_at)
@@ -107,25 +108,22 @@ pub fn set_session(
     Ok(())
 }
 
-/// Marks a pending order FAILED with a reason (when its session could not
-/// be opened).
-pub fn mark_failed(conn: &Connection, id: &str, reason: &str, now: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "UPDATE orders SET status = 'FAILED', failure_reason = ?2, updated_at = ?3
-         WHERE id = ?1 AND status = 'PENDING_PAYMENT'",
-    )?
-    .execute(params![id, reason, now])?;
-    Ok(())
-}
-
-/// Moves an order to `to`; the caller has checked the state machine.
-pub fn set_status(conn: &Connection, id: &str, to: OrderStatus, now: &str) -> rusqlite::Result<()> {
+/// Moves an order to `to`, with the reason of a failure; only the
+/// lifecycle calls this, having checked the state machine.
+pub(super) fn set_status(
+    conn: &Connection,
+    id: &str,
+    to: OrderStatus,
+    reason: Option<&str>,
+    now: &str,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE orders SET status = ?2, updated_at = ?3,
-            paid_at = CASE WHEN ?2 = 'PAID' THEN ?3 ELSE paid_at END
+            paid_at = CASE WHEN ?2 = 'PAID' THEN ?3 ELSE paid_at END,
+            failure_reason = COALESCE(?4, failure_reason)
          WHERE id = ?1",
     )?
-    .execute(params![id, to.as_str(), now])?;
+    .execute(params![id, to.as_str(), now, reason])?;
     Ok(())
 }
 
@@ -353,22 +351,25 @@ pub fn forget_idempotency_key(conn: &Connection, user_id: &str, key: &str) -> ru
     Ok(())
 }
 
-/// Persists EXPIRED on overdue pending orders and drops expired
-/// idempotency keys. Returns the number of orders expired.
-pub fn sweep(conn: &Connection, now: &str) -> rusqlite::Result<usize> {
-    let expired = conn
-        .prepare_cached(
-            "UPDATE orders SET status = 'EXPIRED', updated_at = ?1
-             WHERE status = 'PENDING_PAYMENT' AND expires_at <= ?1",
-        )?
-        .execute([now])?;
-    conn.prepare_cached("DELETE FROM idempotency_keys WHERE expires_at <= ?1")?
-        .execute([now])?;
-    Ok(expired)
+/// Persists EXPIRED on overdue pending orders; only the lifecycle calls
+/// this. Returns the number of orders expired.
+pub(super) fn expire_overdue(conn: &Connection, now: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE orders SET status = 'EXPIRED', updated_at = ?1
+         WHERE status = 'PENDING_PAYMENT' AND expires_at <= ?1",
+    )?
+    .execute([now])
 }
 
-/// Grants one enrollment per offering of a paid order.
-pub fn enroll(conn: &Connection, order_id: &str, now: &str) -> rusqlite::Result<usize> {
+/// Drops idempotency keys past their expiry.
+pub fn drop_expired_keys(conn: &Connection, now: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM idempotency_keys WHERE expires_at <= ?1")?
+        .execute([now])
+}
+
+/// Grants one enrollment per offering of a paid order (the lifecycle's
+/// effect of PAID).
+pub(super) fn enroll(conn: &Connection, order_id: &str, now: &str) -> rusqlite::Result<usize> {
     let offerings = conn
         .prepare_cached("SELECT DISTINCT offering_id FROM order_items WHERE order_id = ?1")?
         .query_map([order_id], |row| row.get::<_, String>(0))?
@@ -384,8 +385,13 @@ pub fn enroll(conn: &Connection, order_id: &str, now: &str) -> rusqlite::Result<
     Ok(granted)
 }
 
-/// Revokes the enrollments of a refunded order.
-pub fn revoke_enrollments(conn: &Connection, order_id: &str, now: &str) -> rusqlite::Result<usize> {
+/// Revokes the enrollments of a refunded order (the lifecycle's effect of
+/// REFUNDED).
+pub(super) fn revoke_enrollments(
+    conn: &Connection,
+    order_id: &str,
+    now: &str,
+) -> rusqlite::Result<usize> {
     conn.prepare_cached(
         "UPDATE enrollments SET status = 'REVOKED', revoked_at = ?2
          WHERE order_id = ?1 AND status = 'ACTIVE'",

@@ -1,11 +1,13 @@
 //! Stripe webhooks: signature verification against the raw body (HMAC-SHA256
 //! of `"{t}.{body}"`, constant-time compare, 5-minute tolerance), then each
 //! event recorded once and applied in the same transaction as its effects.
-//! Events arrive out of order and are retried, so an event only moves an
-//! order forward along the state machine; anything else is recorded and
+//! Events arrive out of order and are retried: an event is mapped to the
+//! move it intends, the order lifecycle (`orders::lifecycle`) makes it if
+//! the state machine allows, and anything else is recorded and
 //! acknowledged.
 
 use hmac::{Hmac, Mac};
+use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
@@ -14,7 +16,8 @@ use super::model::{WebhookAck, WebhookOutcome};
 use super::repo::{self, EventRecord};
 use crate::config::PaymentProvider;
 use crate::error::Error;
-use crate::orders::model::OrderStatus;
+use crate::orders::lifecycle::{OrderTx, Step, Transition};
+use crate::orders::model::{Order, OrderStatus};
 use crate::orders::repo as orders;
 use crate::state::AppState;
 
@@ -253,12 +256,12 @@ pub async fn receive(
     let (already, outcome) = state
         .db
         .write(move |conn| {
-            let tx = conn.transaction()?;
+            let mut tx = OrderTx::begin(conn)?;
             if repo::event_seen(&tx, &parsed.id)? {
                 return Ok((true, WebhookOutcome::AlreadyApplied));
             }
             let now = clock.stamp();
-            let applied = apply(&tx, &parsed, provider, &now)?;
+            let applied = apply(&mut tx, &parsed, provider, &now)?;
             let outcome = applied.outcome;
             repo::record_event(
                 &tx,
@@ -317,17 +320,10 @@ impl Applied {
     }
 }
 
-/// What a full refund does besides the status: the payment marked refunded,
-/// the enrollment revoked.
-fn refund_effects(tx: &rusqlite::Transaction<'_>, order_id: &str, now: &str) -> Result<(), Error> {
-    repo::mark_refunded(tx, order_id, now)?;
-    orders::revoke_enrollments(tx, order_id, now)?;
-    Ok(())
-}
-
-/// Applies an event's effects inside the caller's transaction.
+/// Applies an event inside the caller's transaction: finds its order and
+/// asks the lifecycle for the move the event intends.
 fn apply(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut OrderTx<'_>,
     e: &Parsed,
     provider: PaymentProvider,
     now: &str,
@@ -335,48 +331,17 @@ fn apply(
     if e.action == Action::Unhandled {
         return Ok(Applied::new(WebhookOutcome::UnhandledType, None, None));
     }
-    // A refund may only name the payment intent.
-    let order_id = e
-        .order_id
-        .clone()
-        .or_else(|| match (e.action, &e.provider_ref) {
-            (Action::Refund { .. }, Some(r)) => repo::order_of_payment(tx, r).ok().flatten(),
-            _ => None,
-        });
-    let record_money = |order: Option<&str>| -> rusqlite::Result<()> {
-        if let (Action::Pay { paid: true }, Some(r), Some(amount), Some(currency)) =
-            (e.action, &e.provider_ref, e.amount, &e.currency)
-        {
-            repo::record_payment(tx, order, provider, r, amount, currency, now)?;
-        }
-        Ok(())
-    };
-    // A refund whose payment has not arrived (Stripe does not deliver in
-    // order): kept, and applied when the payment comes.
-    let refund_early = |order: Option<&str>, full: bool| -> Result<Applied, Error> {
-        repo::insert_early_refund(
-            tx,
-            &repo::EarlyRefund {
-                event_id: &e.id,
-                order_id: order,
-                provider_ref: e.provider_ref.as_deref(),
-                amount: e.refunded,
-                currency: e.currency.as_deref(),
-                full,
-                received_at: now,
-            },
-        )?;
-        Ok(Applied::new(
-            WebhookOutcome::RefundBeforePayment,
-            Some("the payment has not arrived; the refund is applied when it does".into()),
-            order,
-        ))
+    let order_id = match (&e.order_id, e.action, &e.provider_ref) {
+        (Some(id), _, _) => Some(id.clone()),
+        // A refund may only name the payment intent.
+        (None, Action::Refund { .. }, Some(r)) => repo::order_of_payment(tx, r)?,
+        _ => None,
     };
     let Some(order_id) = order_id else {
         if let (Action::Refund { full }, Some(_)) = (e.action, &e.provider_ref) {
-            return refund_early(None, full);
+            return refund_early(tx, e, None, full, now);
         }
-        record_money(None)?;
+        record_money(tx, e, provider, None, now)?;
         return Ok(Applied::new(
             WebhookOutcome::NoOrderReference,
             Some("the event names no order".into()),
@@ -384,79 +349,110 @@ fn apply(
         ));
     };
     let Some(order) = orders::order_by_id(tx, &order_id, now)? else {
-        record_money(Some(&order_id))?;
+        record_money(tx, e, provider, Some(&order_id), now)?;
         return Ok(Applied::new(
             WebhookOutcome::UnknownOrder,
             Some(format!("no order {order_id}")),
             None,
         ));
     };
-    let matched = Some(order.id.as_str());
+    match intended(tx, e, &order, now)? {
+        Ok(transition) => move_order(tx, e, provider, &order, transition, now),
+        Err(done) => Ok(done),
+    }
+}
 
-    let target = match e.action {
+/// The move an event intends for `order`; or, when it intends none, what
+/// the event did instead.
+fn intended<'e>(
+    tx: &Connection,
+    e: &'e Parsed,
+    order: &Order,
+    now: &str,
+) -> Result<Result<Transition<'e>, Applied>, Error> {
+    let matched = Some(order.id.as_str());
+    let transition = match e.action {
         Action::Pay { paid: false } => {
-            return Ok(Applied::new(WebhookOutcome::AwaitingPayment, None, matched));
+            return Ok(Err(Applied::new(
+                WebhookOutcome::AwaitingPayment,
+                None,
+                matched,
+            )));
         }
-        Action::Pay { paid: true } => OrderStatus::Paid,
-        Action::Fail => OrderStatus::Failed,
-        Action::Expire => OrderStatus::Expired,
+        Action::Pay { paid: true } => {
+            if e.amount != Some(order.amount)
+                || e.currency.as_deref() != Some(order.currency.as_str())
+            {
+                return Ok(Err(Applied::new(
+                    WebhookOutcome::AmountMismatch,
+                    Some(format!(
+                        "order {} {}, event {} {}",
+                        order.amount,
+                        order.currency,
+                        e.amount.map_or("?".into(), |a| a.to_string()),
+                        e.currency.as_deref().unwrap_or("?")
+                    )),
+                    matched,
+                )));
+            }
+            Transition::Pay {
+                provider_ref: e.provider_ref.as_deref(),
+            }
+        }
+        Action::Fail => Transition::Fail { reason: None },
+        Action::Expire => Transition::Expire,
         Action::Refund { full } if order.status == OrderStatus::PendingPayment => {
-            return refund_early(matched, full);
+            return refund_early(tx, e, matched, full, now).map(Err);
         }
         Action::Refund { full: false } => {
             if let Some(refunded) = e.refunded {
                 repo::set_refunded_amount(tx, matched, e.provider_ref.as_deref(), refunded, now)?;
             }
-            return Ok(Applied::new(
+            return Ok(Err(Applied::new(
                 WebhookOutcome::PartialRefund,
                 Some(format!(
                     "partial refund of {}; order unchanged",
                     e.refunded.map_or("?".into(), |a| a.to_string())
                 )),
                 matched,
-            ));
+            )));
         }
-        Action::Refund { full: true } => OrderStatus::Refunded,
-        Action::Unhandled => return Ok(Applied::new(WebhookOutcome::UnhandledType, None, None)),
+        Action::Refund { full: true } => Transition::Refund,
+        Action::Unhandled => {
+            return Ok(Err(Applied::new(WebhookOutcome::UnhandledType, None, None)));
+        }
     };
-    if target == OrderStatus::Paid {
-        let matches = e.amount == Some(order.amount)
-            && e.currency.as_deref() == Some(order.currency.as_str());
-        if !matches {
-            return Ok(Applied::new(
-                WebhookOutcome::AmountMismatch,
-                Some(format!(
-                    "order {} {}, event {} {}",
-                    order.amount,
-                    order.currency,
-                    e.amount.map_or("?".into(), |a| a.to_string()),
-                    e.currency.as_deref().unwrap_or("?")
-                )),
-                matched,
-            ));
-        }
+    Ok(Ok(transition))
+}
+
+/// Asks the lifecycle to move `order` and says what came of it.
+fn move_order(
+    tx: &mut OrderTx<'_>,
+    e: &Parsed,
+    provider: PaymentProvider,
+    order: &Order,
+    transition: Transition<'_>,
+    now: &str,
+) -> Result<Applied, Error> {
+    let matched = Some(order.id.as_str());
+    // Money that arrives is kept, before the move so that a refund which
+    // came before it finds it; for a closed order, so that reconciliation
+    // shows it for a refund or a manual fix. A refunded order's payment is
+    // on file already.
+    let paying =
+        matches!(transition, Transition::Pay { .. }) && order.status != OrderStatus::Refunded;
+    if paying {
+        record_money(tx, e, provider, matched, now)?;
     }
-    if order.status == target {
-        record_money(Some(&order.id))?;
-        return Ok(Applied::new(WebhookOutcome::AlreadyApplied, None, matched));
-    }
-    if !order.status.can_become(target) {
-        if target == OrderStatus::Paid
-            && matches!(
-                order.status,
-                OrderStatus::Cancelled | OrderStatus::Expired | OrderStatus::Failed
-            )
-        {
-            // Money arrived for an order we closed: keep the payment so
-            // reconciliation shows it for a refund or a manual fix.
-            record_money(Some(&order.id))?;
-            return Ok(Applied::new(
-                WebhookOutcome::PaymentForClosedOrder,
-                Some(format!("order is {}", order.status.as_str())),
-                matched,
-            ));
-        }
-        return Ok(Applied::new(
+    let target = transition.target();
+    match tx.apply(order, transition, now)? {
+        Step::AlreadyThere => Ok(Applied::new(WebhookOutcome::AlreadyApplied, None, matched)),
+        Step::NotAllowed if paying => Ok(Applied::new(
+            WebhookOutcome::PaymentForClosedOrder,
+            Some(format!("order is {}", order.status.as_str())),
+            matched,
+        )),
+        Step::NotAllowed => Ok(Applied::new(
             WebhookOutcome::IgnoredStale,
             Some(format!(
                 "order is {}, not moving to {}",
@@ -464,51 +460,62 @@ fn apply(
                 target.as_str()
             )),
             matched,
-        ));
-    }
-    orders::set_status(tx, &order.id, target, now)?;
-    crate::metrics::order_transition(order.status.as_str(), target.as_str(), 1);
-    let mut detail = None;
-    match target {
-        OrderStatus::Paid => {
-            record_money(Some(&order.id))?;
-            orders::enroll(tx, &order.id, now)?;
-            if let Some((full, refunded)) =
-                repo::take_early_refunds(tx, &order.id, e.provider_ref.as_deref(), now)?
-            {
-                if full {
-                    orders::set_status(tx, &order.id, OrderStatus::Refunded, now)?;
-                    crate::metrics::order_transition("PAID", "REFUNDED", 1);
-                    refund_effects(tx, &order.id, now)?;
-                    detail = Some(
-                        "a refund delivered before this payment was applied: the order is REFUNDED"
-                            .into(),
-                    );
-                } else {
-                    repo::set_refunded_amount(
-                        tx,
-                        Some(&order.id),
-                        e.provider_ref.as_deref(),
-                        refunded,
-                        now,
-                    )?;
-                    detail = Some(format!(
-                        "a partial refund of {refunded} delivered before this payment was recorded"
-                    ));
-                }
-            }
+        )),
+        Step::Moved { detail } => {
+            tracing::info!(
+                order_id = %order.id,
+                from = order.status.as_str(),
+                to = target.as_str(),
+                event = %e.kind,
+                "order status changed by webhook"
+            );
+            Ok(Applied::new(WebhookOutcome::Applied, detail, matched))
         }
-        OrderStatus::Refunded => refund_effects(tx, &order.id, now)?,
-        _ => {}
     }
-    tracing::info!(
-        order_id = %order.id,
-        from = order.status.as_str(),
-        to = target.as_str(),
-        event = %e.kind,
-        "order status changed by webhook"
-    );
-    Ok(Applied::new(WebhookOutcome::Applied, detail, matched))
+}
+
+/// Records the money of a paying event, matched to `order` or not.
+fn record_money(
+    tx: &Connection,
+    e: &Parsed,
+    provider: PaymentProvider,
+    order: Option<&str>,
+    now: &str,
+) -> rusqlite::Result<()> {
+    if let (Action::Pay { paid: true }, Some(r), Some(amount), Some(currency)) =
+        (e.action, &e.provider_ref, e.amount, &e.currency)
+    {
+        repo::record_payment(tx, order, provider, r, amount, currency, now)?;
+    }
+    Ok(())
+}
+
+/// Keeps a refund whose payment has not arrived (Stripe does not deliver
+/// in order); the lifecycle applies it when the payment comes.
+fn refund_early(
+    tx: &Connection,
+    e: &Parsed,
+    order: Option<&str>,
+    full: bool,
+    now: &str,
+) -> Result<Applied, Error> {
+    repo::insert_early_refund(
+        tx,
+        &repo::EarlyRefund {
+            event_id: &e.id,
+            order_id: order,
+            provider_ref: e.provider_ref.as_deref(),
+            amount: e.refunded,
+            currency: e.currency.as_deref(),
+            full,
+            received_at: now,
+        },
+    )?;
+    Ok(Applied::new(
+        WebhookOutcome::RefundBeforePayment,
+        Some("the payment has not arrived; the refund is applied when it does".into()),
+        order,
+    ))
 }
 
 #[cfg(test)]
