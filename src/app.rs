@@ -65,43 +65,10 @@ impl Application {
         let cfg = config.clone();
         let clock = Clock::system();
         let token_clock = clock.clone();
-        let (db, hasher, tokens, lock) = tokio::task::spawn_blocking(move || {
-            if let Some(parent) = cfg
-                .database
-                .path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create folder {}", parent.display()))?;
-            }
-            let lock = ServeLock::acquire(&cfg.database.path)?;
-            let (db, _) = Db::open(&cfg.database)?;
-            // The path is relative to the folder the server was started in:
-            // say which file it is, so a start elsewhere is not a surprise.
-            let path = std::path::absolute(&cfg.database.path)
-                .unwrap_or_else(|_| cfg.database.path.clone());
-            tracing::info!(path = %path.display(), "database open");
-            let secret = crate::auth::signing_secret(&db, &cfg.auth)
-                .map_err(|e| anyhow::anyhow!("cannot load the token signing secret: {e:?}"))?;
-            let tokens = AccessTokens::new(&cfg.auth, secret.as_bytes(), token_clock);
-            let hasher = PasswordHasher::new(&cfg.auth)
-                .map_err(|e| anyhow::anyhow!("cannot set up password hashing: {e:?}"))?;
-            if cfg.demo.seed_on_empty
-                && let Some(report) = crate::demo::seed_if_empty(&db, &hasher)
-                    .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e:?}"))?
-            {
-                tracing::info!(
-                    users = report.users_added,
-                    offerings = report.offerings_added,
-                    "empty database seeded with demo data; demo logins: {}",
-                    crate::demo::login_summary()
-                );
-            }
-            anyhow::Ok((db, hasher, tokens, lock))
-        })
-        .await
-        .context("database start-up task failed")??;
+        let (db, hasher, tokens, lock) =
+            tokio::task::spawn_blocking(move || open_store(&cfg, token_clock))
+                .await
+                .context("database start-up task failed")??;
 
         let public_url = if config.server.public_url.is_empty() {
             format!("http://{}", browsable(addr))
@@ -284,6 +251,49 @@ fn browsable(addr: SocketAddr) -> SocketAddr {
 }
 
 /// A listen error that says what to do: another port, by the key that sets it.
+/// What start-up does off the runtime: the database folder, the serve
+/// lock, the database opened and migrated, the signing secret, the
+/// password hasher, and demo data when configured and the database is
+/// empty.
+fn open_store(
+    cfg: &Config,
+    token_clock: Clock,
+) -> anyhow::Result<(Db, PasswordHasher, AccessTokens, ServeLock)> {
+    if let Some(parent) = cfg
+        .database
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create folder {}", parent.display()))?;
+    }
+    let lock = ServeLock::acquire(&cfg.database.path)?;
+    let (db, _) = Db::open(&cfg.database)?;
+    // The path is relative to the folder the server was started in:
+    // say which file it is, so a start elsewhere is not a surprise.
+    let path =
+        std::path::absolute(&cfg.database.path).unwrap_or_else(|_| cfg.database.path.clone());
+    tracing::info!(path = %path.display(), "database open");
+    let secret = crate::auth::signing_secret(&db, &cfg.auth)
+        .map_err(|e| anyhow::anyhow!("cannot load the token signing secret: {e:?}"))?;
+    let tokens = AccessTokens::new(&cfg.auth, secret.as_bytes(), token_clock);
+    let hasher = PasswordHasher::new(&cfg.auth)
+        .map_err(|e| anyhow::anyhow!("cannot set up password hashing: {e:?}"))?;
+    if cfg.demo.seed_on_empty
+        && let Some(report) = crate::demo::seed_if_empty(&db, &hasher)
+            .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e:?}"))?
+    {
+        tracing::info!(
+            users = report.users_added,
+            offerings = report.offerings_added,
+            "empty database seeded with demo data; demo logins: {}",
+            crate::demo::login_summary()
+        );
+    }
+    Ok((db, hasher, tokens, lock))
+}
+
 fn cannot_listen(error: std::io::Error, addr: &str, key: &str) -> anyhow::Error {
     let variable = crate::config::env_var(key);
     if error.kind() == std::io::ErrorKind::AddrInUse {

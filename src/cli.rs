@@ -2,7 +2,7 @@
 //! lists the commands.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -115,37 +115,41 @@ const EXIT_FAILURE: u8 = 1;
 pub fn run() -> ExitCode {
     owner_only_files();
     let cli = Cli::parse();
-    let path = cli
-        .config
+    let command = cli.command.unwrap_or(Command::Serve);
+    match configuration(cli.config, &command) {
+        Ok(config) => report(execute(command, config)),
+        Err(why) => {
+            eprintln!("wemaster: {why}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// The configuration `command` runs with (from the file named, else
+/// `wemaster.toml` if there is one), or why it cannot run.
+fn configuration(named: Option<PathBuf>, command: &Command) -> Result<Config, String> {
+    let path = named
         .clone()
         .unwrap_or_else(|| PathBuf::from("wemaster.toml"));
-    if cli.config.is_some() && !path.exists() {
-        eprintln!("wemaster: configuration file {} not found", path.display());
-        return ExitCode::from(EXIT_CONFIG);
+    if named.is_some() && !path.exists() {
+        return Err(format!("configuration file {} not found", path.display()));
     }
     if path.is_dir() {
-        eprintln!(
-            "wemaster: configuration file {} is a folder; name the file, such as {}",
+        return Err(format!(
+            "configuration file {} is a folder; name the file, such as {}",
             path.display(),
             path.join("wemaster.toml").display()
-        );
-        return ExitCode::from(EXIT_CONFIG);
+        ));
     }
-    let config = match Config::load(&path) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("wemaster: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let command = cli.command.unwrap_or(Command::Serve);
-    if matches!(command, Command::Serve | Command::Config)
-        && let Err(e) = config.validate_serving()
-    {
-        eprintln!("wemaster: {e}");
-        return ExitCode::from(EXIT_CONFIG);
+    let config = Config::load(&path).map_err(|e| e.to_string())?;
+    if matches!(command, Command::Serve | Command::Config) {
+        config.validate_serving().map_err(|e| e.to_string())?;
     }
-    let result = match command {
+    Ok(config)
+}
+
+fn execute(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
         Command::Openapi { format } => match format {
             SpecFormat::Json => print(&format!("{}\n", crate::api::spec_json())),
             SpecFormat::Yaml => print(&crate::api::spec_yaml()),
@@ -153,63 +157,14 @@ pub fn run() -> ExitCode {
         Command::Config => print(&config.to_masked_toml()),
         Command::Migrate => {
             let _log = crate::logging::init(&config.log);
-            Db::open(&config.database)
-                .map_err(anyhow::Error::from)
-                .and_then(|(_, r)| {
-                    print(&format!(
-                        "database {} at schema version {} (was {})\n",
-                        config.database.path.display(),
-                        r.to,
-                        r.from
-                    ))
-                })
+            migrate(&config)
         }
         Command::Seed => {
             let _log = crate::logging::init(&config.log);
-            Db::open(&config.database)
-                .map_err(anyhow::Error::from)
-                .and_then(|(db, _)| {
-                    PasswordHasher::new(&config.auth)
-                        .and_then(|hasher| crate::demo::seed(&db, &hasher))
-                        .map_err(|e| anyhow::anyhow!("{}", e.detail()))
-                })
-                .and_then(|r| {
-                    print(&format!(
-                        "seeded {} accounts and {} offerings into {}\n",
-                        r.users_added,
-                        r.offerings_added,
-                        config.database.path.display()
-                    ))
-                })
+            seed(&config)
         }
-        Command::Backup { path } => crate::ops::backup::backup(&config.database.path, &path)
-            .and_then(|r| {
-                print(&format!(
-                    "backed up {} to {} ({} bytes, {} pages) in {} ms\n",
-                    config.database.path.display(),
-                    path.display(),
-                    r.bytes,
-                    r.pages,
-                    r.elapsed.as_millis()
-                ))
-            }),
-        Command::Restore { path } => crate::ops::backup::restore(&path, &config.database.path)
-            .and_then(|r| {
-                let undo = match r.kept {
-                    Some(kept) => format!(
-                        "the database it replaced is kept as {}; restore that file to undo",
-                        kept.display()
-                    ),
-                    None => "there was no database to replace".to_string(),
-                };
-                print(&format!(
-                    "restored {} from {} ({} bytes) in {} ms; integrity check ok\n{undo}\n",
-                    config.database.path.display(),
-                    path.display(),
-                    r.copy.bytes,
-                    r.copy.elapsed.as_millis()
-                ))
-            }),
+        Command::Backup { path } => backup(&config, &path),
+        Command::Restore { path } => restore(&config, &path),
         Command::User(UserCommand::Create { email, role, name }) => {
             let _log = crate::logging::init(&config.log);
             create_user(&config, &email, role.into(), name)
@@ -219,8 +174,60 @@ pub fn run() -> ExitCode {
             let _log = crate::logging::init(&config.log);
             serve(config)
         }
+    }
+}
+
+fn migrate(config: &Config) -> anyhow::Result<()> {
+    let (_, r) = Db::open(&config.database)?;
+    print(&format!(
+        "database {} at schema version {} (was {})\n",
+        config.database.path.display(),
+        r.to,
+        r.from
+    ))
+}
+
+fn seed(config: &Config) -> anyhow::Result<()> {
+    let (db, _) = Db::open(&config.database)?;
+    let r = PasswordHasher::new(&config.auth)
+        .and_then(|hasher| crate::demo::seed(&db, &hasher))
+        .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    print(&format!(
+        "seeded {} accounts and {} offerings into {}\n",
+        r.users_added,
+        r.offerings_added,
+        config.database.path.display()
+    ))
+}
+
+fn backup(config: &Config, path: &Path) -> anyhow::Result<()> {
+    let r = crate::ops::backup::backup(&config.database.path, path)?;
+    print(&format!(
+        "backed up {} to {} ({} bytes, {} pages) in {} ms\n",
+        config.database.path.display(),
+        path.display(),
+        r.bytes,
+        r.pages,
+        r.elapsed.as_millis()
+    ))
+}
+
+fn restore(config: &Config, path: &Path) -> anyhow::Result<()> {
+    let r = crate::ops::backup::restore(path, &config.database.path)?;
+    let undo = match r.kept {
+        Some(kept) => format!(
+            "the database it replaced is kept as {}; restore that file to undo",
+            kept.display()
+        ),
+        None => "there was no database to replace".to_string(),
     };
-    report(result)
+    print(&format!(
+        "restored {} from {} ({} bytes) in {} ms; integrity check ok\n{undo}\n",
+        config.database.path.display(),
+        path.display(),
+        r.copy.bytes,
+        r.copy.elapsed.as_millis()
+    ))
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -177,174 +177,14 @@ impl Config {
 
     /// Checks the values serde cannot: ranges and relations.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let a = &self.auth;
-        let p = &self.payments;
-        let r = &self.rate_limit;
-        let checks: [(&str, bool, &str); 31] = [
-            (
-                "health.replication_degraded_seconds",
-                self.health.replication_degraded_seconds >= 1,
-                "must be at least 1",
-            ),
-            (
-                "metrics.addr",
-                self.metrics.addr.is_empty() || resolve_addr(&self.metrics.addr).is_ok(),
-                "must be empty or host:port (an IP address or a host name of this machine)",
-            ),
-            ("backup.keep", self.backup.keep >= 1, "must be at least 1"),
-            (
-                "server.max_body_bytes",
-                (1_024..=1_073_741_824).contains(&self.server.max_body_bytes),
-                "must be between 1024 and 1073741824",
-            ),
-            (
-                "server.request_timeout_ms",
-                self.server.request_timeout_ms >= 1,
-                "must be at least 1",
-            ),
-            (
-                "server.header_timeout_seconds",
-                (1..=3_600).contains(&self.server.header_timeout_seconds),
-                "must be between 1 and 3600",
-            ),
-            (
-                "server.keepalive_timeout_seconds",
-                (1..=3_600).contains(&self.server.keepalive_timeout_seconds),
-                "must be between 1 and 3600",
-            ),
-            (
-                "server.body_timeout_seconds",
-                (1..=3_600).contains(&self.server.body_timeout_seconds),
-                "must be between 1 and 3600",
-            ),
-            ("rate_limit.max_keys", r.max_keys >= 1, "must be at least 1"),
-            (
-                "rate_limit.failures",
-                r.failures.per_minute >= 1 && r.failures.burst >= 1,
-                "per_minute and burst must be at least 1",
-            ),
-            (
-                "server.queue_timeout_ms",
-                (1..=60_000).contains(&self.server.queue_timeout_ms),
-                "must be between 1 and 60000",
-            ),
-            (
-                "server.listen_backlog",
-                self.server.listen_backlog >= 1,
-                "must be at least 1",
-            ),
-            (
-                "rate_limit.writes",
-                r.writes.per_minute >= 1
-                    && r.writes.burst >= 1
-                    && r.admin.per_minute >= 1
-                    && r.admin.burst >= 1,
-                "per_minute and burst of writes and admin must be at least 1",
-            ),
-            (
-                "rate_limit.signups",
-                r.signups.per_minute >= 1 && r.signups.burst >= 1,
-                "per_minute and burst must be at least 1",
-            ),
-            (
-                "payments.stripe_max_concurrent_calls",
-                (1..=10_000).contains(&self.payments.stripe_max_concurrent_calls),
-                "must be between 1 and 10000",
-            ),
-            (
-                "orders.pending_ttl_seconds",
-                (60..=86_400).contains(&self.orders.pending_ttl_seconds),
-                "must be between 60 and 86400",
-            ),
-            (
-                "orders.expiry_sweep_seconds",
-                self.orders.expiry_sweep_seconds >= 1,
-                "must be at least 1",
-            ),
-            (
-                "payments.webhook_secret",
-                !p.webhook_secret.is_empty(),
-                "must not be empty",
-            ),
-            (
-                "payments.stripe_secret_key",
-                p.stripe_secret_key.is_empty()
-                    || ["sk_", "rk_"]
-                        .iter()
-                        .any(|prefix| p.stripe_secret_key.expose().starts_with(prefix)),
-                "must be a secret (sk_...) or restricted (rk_...) key; a publishable key (pk_...) cannot create checkout sessions",
-            ),
-            (
-                "payments.stripe_api_base",
-                p.stripe_api_base.starts_with("http://")
-                    || p.stripe_api_base.starts_with("https://"),
-                "must be an http(s) URL",
-            ),
-            (
-                "database.read_pool_size",
-                (1..=256).contains(&self.database.read_pool_size),
-                "must be between 1 and 256",
-            ),
-            (
-                "database.pool_timeout_ms",
-                self.database.pool_timeout_ms >= 1,
-                "must be at least 1",
-            ),
-            (
-                "server.shutdown_grace_seconds",
-                self.server.shutdown_grace_seconds <= 3_600,
-                "must be at most 3600",
-            ),
-            (
-                "cache.ttl_seconds",
-                self.cache.ttl_seconds >= 1,
-                "must be at least 1",
-            ),
-            (
-                "auth.argon2_memory_kib",
-                argon2::Params::new(
-                    a.argon2_memory_kib,
-                    a.argon2_iterations,
-                    a.argon2_parallelism,
-                    None,
-                )
-                .is_ok(),
-                "argon2 rejects these parameters (memory must be at least 8 x parallelism KiB)",
-            ),
-            (
-                "auth.argon2_iterations",
-                a.argon2_iterations >= 1,
-                "must be at least 1",
-            ),
-            (
-                "auth.jwt_secret",
-                a.jwt_secret.is_empty() || a.jwt_secret.expose().len() >= 32,
-                "must be empty (generated) or at least 32 bytes",
-            ),
-            (
-                "auth.access_token_ttl_seconds",
-                (10..=86_400).contains(&a.access_token_ttl_seconds),
-                "must be between 10 and 86400",
-            ),
-            (
-                "auth.refresh_token_ttl_seconds",
-                a.refresh_token_ttl_seconds >= 60,
-                "must be at least 60",
-            ),
-            (
-                "auth.session_recheck_seconds",
-                (1..=300).contains(&a.session_recheck_seconds),
-                "must be between 1 and 300",
-            ),
-            (
-                "auth.reset_token_ttl_seconds",
-                a.reset_token_ttl_seconds >= 1,
-                "must be at least 1",
-            ),
-        ];
+        let checks = self
+            .serving_checks()
+            .into_iter()
+            .chain(self.budget_checks())
+            .chain(self.store_checks());
         for (key, ok, why) in checks {
             if !ok {
-                return Err(self.invalid(key, why));
+                return Err(self.invalid(key, &why));
             }
         }
         if let Err(why) = check_log_level(&self.log.level) {
@@ -354,6 +194,168 @@ impl Config {
             return Err(self.invalid("database.path", "must not be empty"));
         }
         Ok(())
+    }
+
+    /// The rules of the listener, probes, metrics and backups.
+    fn serving_checks(&self) -> Vec<Check> {
+        let s = &self.server;
+        vec![
+            at_least(
+                "health.replication_degraded_seconds",
+                self.health.replication_degraded_seconds,
+                1,
+            ),
+            (
+                "metrics.addr",
+                self.metrics.addr.is_empty() || resolve_addr(&self.metrics.addr).is_ok(),
+                "must be empty or host:port (an IP address or a host name of this machine)".into(),
+            ),
+            at_least("backup.keep", self.backup.keep, 1),
+            between(
+                "server.max_body_bytes",
+                s.max_body_bytes,
+                1_024,
+                1_073_741_824,
+            ),
+            at_least("server.request_timeout_ms", s.request_timeout_ms, 1),
+            between(
+                "server.header_timeout_seconds",
+                s.header_timeout_seconds,
+                1,
+                3_600,
+            ),
+            between(
+                "server.keepalive_timeout_seconds",
+                s.keepalive_timeout_seconds,
+                1,
+                3_600,
+            ),
+            between(
+                "server.body_timeout_seconds",
+                s.body_timeout_seconds,
+                1,
+                3_600,
+            ),
+            between("server.queue_timeout_ms", s.queue_timeout_ms, 1, 60_000),
+            at_least("server.listen_backlog", s.listen_backlog, 1),
+            (
+                "server.shutdown_grace_seconds",
+                s.shutdown_grace_seconds <= 3_600,
+                "must be at most 3600".into(),
+            ),
+        ]
+    }
+
+    /// The rules of the budgets, payments and orders.
+    fn budget_checks(&self) -> Vec<Check> {
+        let r = &self.rate_limit;
+        let p = &self.payments;
+        let positive = |rate: &ClassLimit| rate.per_minute >= 1 && rate.burst >= 1;
+        vec![
+            at_least("rate_limit.max_keys", r.max_keys, 1),
+            (
+                "rate_limit.failures",
+                positive(&r.failures),
+                "per_minute and burst must be at least 1".into(),
+            ),
+            (
+                "rate_limit.writes",
+                positive(&r.writes) && positive(&r.admin),
+                "per_minute and burst of writes and admin must be at least 1".into(),
+            ),
+            (
+                "rate_limit.signups",
+                positive(&r.signups),
+                "per_minute and burst must be at least 1".into(),
+            ),
+            between(
+                "payments.stripe_max_concurrent_calls",
+                p.stripe_max_concurrent_calls,
+                1,
+                10_000,
+            ),
+            between(
+                "orders.pending_ttl_seconds",
+                self.orders.pending_ttl_seconds,
+                60,
+                86_400,
+            ),
+            at_least(
+                "orders.expiry_sweep_seconds",
+                self.orders.expiry_sweep_seconds,
+                1,
+            ),
+            (
+                "payments.webhook_secret",
+                !p.webhook_secret.is_empty(),
+                "must not be empty".into(),
+            ),
+            (
+                "payments.stripe_secret_key",
+                p.stripe_secret_key.is_empty()
+                    || ["sk_", "rk_"]
+                        .iter()
+                        .any(|prefix| p.stripe_secret_key.expose().starts_with(prefix)),
+                "must be a secret (sk_...) or restricted (rk_...) key; a publishable key (pk_...) cannot create checkout sessions".into(),
+            ),
+            (
+                "payments.stripe_api_base",
+                p.stripe_api_base.starts_with("http://")
+                    || p.stripe_api_base.starts_with("https://"),
+                "must be an http(s) URL".into(),
+            ),
+        ]
+    }
+
+    /// The rules of the database, the cache and the credentials.
+    fn store_checks(&self) -> Vec<Check> {
+        let a = &self.auth;
+        vec![
+            between(
+                "database.read_pool_size",
+                self.database.read_pool_size,
+                1,
+                256,
+            ),
+            at_least("database.pool_timeout_ms", self.database.pool_timeout_ms, 1),
+            at_least("cache.ttl_seconds", self.cache.ttl_seconds, 1),
+            (
+                "auth.argon2_memory_kib",
+                argon2::Params::new(
+                    a.argon2_memory_kib,
+                    a.argon2_iterations,
+                    a.argon2_parallelism,
+                    None,
+                )
+                .is_ok(),
+                "argon2 rejects these parameters (memory must be at least 8 x parallelism KiB)"
+                    .into(),
+            ),
+            at_least("auth.argon2_iterations", a.argon2_iterations, 1),
+            (
+                "auth.jwt_secret",
+                a.jwt_secret.is_empty() || a.jwt_secret.expose().len() >= 32,
+                "must be empty (generated) or at least 32 bytes".into(),
+            ),
+            between(
+                "auth.access_token_ttl_seconds",
+                a.access_token_ttl_seconds,
+                10,
+                86_400,
+            ),
+            at_least(
+                "auth.refresh_token_ttl_seconds",
+                a.refresh_token_ttl_seconds,
+                60,
+            ),
+            between(
+                "auth.session_recheck_seconds",
+                a.session_recheck_seconds,
+                1,
+                300,
+            ),
+            at_least("auth.reset_token_ttl_seconds", a.reset_token_ttl_seconds, 1),
+        ]
     }
 
     /// What serving payments needs on top of [`validate`](Self::validate):
@@ -415,6 +417,24 @@ impl Config {
     pub fn to_masked_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// A rule a value must keep: its key, whether it holds, and what it must be.
+type Check = (&'static str, bool, String);
+
+fn between<T: PartialOrd + std::fmt::Display>(
+    key: &'static str,
+    value: T,
+    low: T,
+    high: T,
+) -> Check {
+    let holds = low <= value && value <= high;
+    (key, holds, format!("must be between {low} and {high}"))
+}
+
+fn at_least<T: PartialOrd + std::fmt::Display>(key: &'static str, value: T, low: T) -> Check {
+    let holds = value >= low;
+    (key, holds, format!("must be at least {low}"))
 }
 
 #[cfg(test)]

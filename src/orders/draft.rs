@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use super::lifecycle::{OrderTx, Transition};
@@ -11,7 +12,10 @@ use super::repo::{self, NewOrder};
 use crate::auth::Principal;
 use crate::catalogue::model::OfferingStatus;
 use crate::catalogue::repo as catalogue;
+use crate::clock::Clock;
+use crate::config::{OrdersConfig, PaymentProvider};
 use crate::error::Error;
+use crate::payments::provider::CheckoutSession;
 use crate::state::AppState;
 
 /// Most items one order may hold.
@@ -153,6 +157,14 @@ fn price(tx: &rusqlite::Transaction<'_>, wanted: &[Wanted]) -> Result<Vec<NewIte
     Ok(items)
 }
 
+/// One draft request, checked, and what its transaction needs.
+struct Request {
+    wanted: Vec<Wanted>,
+    key: Option<String>,
+    hash: String,
+    user_id: String,
+}
+
 /// Drafts an order for `principal`.
 pub async fn draft(
     state: &AppState,
@@ -161,81 +173,123 @@ pub async fn draft(
     idempotency_key: Option<String>,
 ) -> Result<Drafted, Error> {
     let wanted = check_items(items)?;
-    let key = check_key(idempotency_key)?;
-    let hash = request_hash(&wanted);
-    let user_id = principal.user_id.clone();
-    let provider = state.payments.kind();
-    let order_id = crate::ids::new_id();
-    let local_session = state.payments.local_session();
-    let cfg = state.config.orders.clone();
-
-    let tx_key = key.clone();
-    let tx_user = user_id.clone();
-    let clock = state.clock.clone();
+    let request = Request {
+        key: check_key(idempotency_key)?,
+        hash: request_hash(&wanted),
+        wanted,
+        user_id: principal.user_id.clone(),
+    };
+    let (key, user_id) = (request.key.clone(), request.user_id.clone());
+    let fresh = NewDraft {
+        id: crate::ids::new_id(),
+        provider: state.payments.kind(),
+        session: state.payments.local_session(),
+        cfg: state.config.orders.clone(),
+        clock: state.clock.clone(),
+    };
     let drafted = state
         .db
-        .write(move |conn| {
-            let mut tx = OrderTx::begin(conn)?;
-            let now = clock.stamp();
-            if let Some(key) = &tx_key
-                && let Some((earlier_hash, earlier_order)) = repo::idempotency_key(&tx, &tx_user, key, &now)?
-            {
-                if earlier_hash != hash {
-                    return Err(Error::unprocessable(
-                        "IDEMPOTENCY_KEY_REUSED",
-                        "this Idempotency-Key was used with a different request",
-                    )
-                    .with_field("Idempotency-Key"));
-                }
-                let order = repo::order_by_id(&tx, &earlier_order, &now)?
-                    .ok_or_else(|| Error::internal(anyhow::anyhow!("keyed order vanished")))?;
-                if order.checkout_url.is_none() && order.status == OrderStatus::PendingPayment {
-                    return Err(Error::conflict(
-                        "IDEMPOTENCY_KEY_IN_USE",
-                        "a request with this Idempotency-Key is still being processed; retry shortly",
-                    ));
-                }
-                return Ok(Drafted::Replayed(order));
-            }
-            let items = price(&tx, &wanted)?;
-            let amount = items
-                .iter()
-                .try_fold(0i64, |sum, i| sum.checked_add(i.unit_price.checked_mul(i.quantity)?))
-                .ok_or_else(|| Error::validation("items", "the order total is too large"))?;
-            let expires_at = clock.stamp_in(Duration::from_secs(cfg.pending_ttl_seconds));
-            tx.open(&NewOrder {
-                    id: &order_id,
-                    user_id: &tx_user,
-                    amount,
-                    currency: &items[0].currency,
-                    provider,
-                    items: &items,
-                    now: &now,
-                    expires_at: &expires_at,
-            })?;
-            if let Some(session) = &local_session {
-                repo::set_session(&tx, &order_id, &session.id, &session.url, &now)?;
-            }
-            if let Some(key) = &tx_key {
-                let key_expiry = clock.stamp_in(Duration::from_secs(cfg.idempotency_ttl_seconds));
-                repo::remember_idempotency_key(&tx, &tx_user, key, &hash, &order_id, &now, &key_expiry)?;
-            }
-            let order = repo::order_by_id(&tx, &order_id, &now)?
-                .ok_or_else(|| Error::internal(anyhow::anyhow!("new order vanished")))?;
-            tx.commit()?;
-            Ok(Drafted::Created(order))
-        })
+        .write(move |conn| write_draft(conn, &request, &fresh))
         .await?;
+    match drafted {
+        Drafted::Created(order) if order.checkout_url.is_none() => {
+            open_session(state, order, key, user_id).await
+        }
+        done => Ok(done),
+    }
+}
 
-    let order = match drafted {
-        Drafted::Created(order) if order.checkout_url.is_none() => order,
-        done => return Ok(done),
+/// What a new order is made with besides the request.
+struct NewDraft {
+    id: String,
+    provider: PaymentProvider,
+    /// A session this binary serves itself, known before the order.
+    session: Option<CheckoutSession>,
+    cfg: OrdersConfig,
+    clock: Clock,
+}
+
+/// The draft's transaction: the order an earlier request with the same key
+/// made, or a new order with its prices, its session if local, and its key.
+fn write_draft(conn: &mut Connection, r: &Request, new: &NewDraft) -> Result<Drafted, Error> {
+    let mut tx = OrderTx::begin(conn)?;
+    let now = new.clock.stamp();
+    if let Some(key) = &r.key
+        && let Some(replayed) = replay(&tx, r, key, &now)?
+    {
+        return Ok(replayed);
+    }
+    let items = price(&tx, &r.wanted)?;
+    let amount = items
+        .iter()
+        .try_fold(0i64, |sum, i| {
+            sum.checked_add(i.unit_price.checked_mul(i.quantity)?)
+        })
+        .ok_or_else(|| Error::validation("items", "the order total is too large"))?;
+    let ttl = Duration::from_secs(new.cfg.pending_ttl_seconds);
+    tx.open(&NewOrder {
+        id: &new.id,
+        user_id: &r.user_id,
+        amount,
+        currency: &items[0].currency,
+        provider: new.provider,
+        items: &items,
+        now: &now,
+        expires_at: &new.clock.stamp_in(ttl),
+    })?;
+    if let Some(session) = &new.session {
+        repo::set_session(&tx, &new.id, &session.id, &session.url, &now)?;
+    }
+    if let Some(key) = &r.key {
+        let key_ttl = Duration::from_secs(new.cfg.idempotency_ttl_seconds);
+        let key_expiry = new.clock.stamp_in(key_ttl);
+        repo::remember_idempotency_key(&tx, &r.user_id, key, &r.hash, &new.id, &now, &key_expiry)?;
+    }
+    let order = repo::order_by_id(&tx, &new.id, &now)?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("new order vanished")))?;
+    tx.commit()?;
+    Ok(Drafted::Created(order))
+}
+
+/// The order an earlier request with `key` made, if there was one and it
+/// asked for the same; a key reused for another request is refused.
+fn replay(tx: &Connection, r: &Request, key: &str, now: &str) -> Result<Option<Drafted>, Error> {
+    let Some((earlier_hash, earlier_order)) = repo::idempotency_key(tx, &r.user_id, key, now)?
+    else {
+        return Ok(None);
     };
-    // A provider that needs the network: the order exists, open its session.
-    match state.payments.open_session(&order).await {
+    if earlier_hash != r.hash {
+        return Err(Error::unprocessable(
+            "IDEMPOTENCY_KEY_REUSED",
+            "this Idempotency-Key was used with a different request",
+        )
+        .with_field("Idempotency-Key"));
+    }
+    let order = repo::order_by_id(tx, &earlier_order, now)?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("keyed order vanished")))?;
+    if order.checkout_url.is_none() && order.status == OrderStatus::PendingPayment {
+        return Err(Error::conflict(
+            "IDEMPOTENCY_KEY_IN_USE",
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+        ));
+    }
+    Ok(Some(Drafted::Replayed(order)))
+}
+
+/// For a provider that needs the network: the order exists, open its
+/// session. If that fails there is no half-made order: it is FAILED, and
+/// the key is free again so a retry with it can succeed.
+async fn open_session(
+    state: &AppState,
+    order: Order,
+    key: Option<String>,
+    user_id: String,
+) -> Result<Drafted, Error> {
+    let id = order.id.clone();
+    let opened = state.payments.open_session(&order).await;
+    let now = state.clock.stamp();
+    match opened {
         Ok(session) => {
-            let id = order.id.clone();
-            let now = state.clock.stamp();
             let order = state
                 .db
                 .write(move |conn| {
@@ -247,11 +301,7 @@ pub async fn draft(
             Ok(Drafted::Created(order))
         }
         Err(e) => {
-            // No half-made order: it is FAILED, and the key is free again so a
-            // retry with it can succeed.
-            let id = order.id.clone();
             let reason = e.detail().to_string();
-            let now = state.clock.stamp();
             state
                 .db
                 .write(move |conn| {

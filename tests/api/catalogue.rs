@@ -425,11 +425,9 @@ async fn students_cannot_create_and_tutors_cannot_touch_others_offerings() {
     problem(app.publish(&admin, "no-such-id").await, 404).await;
 }
 
-#[tokio::test]
-async fn invalid_offerings_are_400_naming_the_field() {
-    let app = spawn_app().await;
-    let tutor = app.token_of("tutor@test.com").await;
-    let cases: Vec<(Value, &str)> = vec![
+/// Offering patches that break a rule, and the field each one names.
+fn invalid_patches() -> Vec<(Value, &'static str)> {
+    vec![
         (json!({"title": ""}), "title"),
         (json!({"title": "   "}), "title"),
         (json!({"title": "x".repeat(201)}), "title"),
@@ -477,7 +475,14 @@ async fn invalid_offerings_are_400_naming_the_field() {
         ),
         // A value outside an enumeration names its field, not a Rust type.
         (json!({"level": "WIZARD"}), "level"),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn invalid_offerings_are_400_naming_the_field() {
+    let app = spawn_app().await;
+    let tutor = app.token_of("tutor@test.com").await;
+    let cases = invalid_patches();
     for (patch, field) in cases {
         let mut body = new_offering("Valid title");
         for (k, v) in patch.as_object().unwrap() {

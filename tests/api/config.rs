@@ -188,12 +188,9 @@ fn zero_pool_size_is_refused_by_name() {
 /// A configuration file, environment variables, and what the error line must say.
 type Mistake<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
 
-/// Each mistake a newcomer made, through the real binary: exit 2 and one line
-/// naming the key (or the variable), the value and what is allowed.
-#[test]
-fn every_invalid_value_is_explained_in_one_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<Mistake> = vec![
+/// The mistakes newcomers made.
+fn mistakes() -> Vec<Mistake<'static>> {
+    vec![
         (
             "[log]\nlevel = \"infoo\"\n",
             vec![],
@@ -269,7 +266,15 @@ fn every_invalid_value_is_explained_in_one_line() {
             vec![("WEMASTER_SERVR__ADDR", "127.0.0.1:1")],
             vec!["WEMASTER_SERVR__ADDR", "did you mean `server`?"],
         ),
-    ];
+    ]
+}
+
+/// Each mistake a newcomer made, through the real binary: exit 2 and one line
+/// naming the key (or the variable), the value and what is allowed.
+#[test]
+fn every_invalid_value_is_explained_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = mistakes();
     for (file, env, expected) in cases {
         std::fs::write(dir.path().join("wemaster.toml"), file).unwrap();
         let (status, _, stderr) = run_binary(dir.path(), &["config"], &env);

@@ -287,6 +287,76 @@ async fn health_reports_system_figures() {
     assert!(body["system"]["openConnections"].as_u64().unwrap() >= 1);
 }
 
+/// Signs up, fails a login, refreshes, reads `/auth/me` and delivers a
+/// webhook against the server at `base`; returns every secret that passed.
+async fn handle_secrets(base: &str) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/readyz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "server never came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let password = "correct-horse-7-battery";
+    let session: Value = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": "logcheck@test.com", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failed = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "logcheck@test.com", "password": "wrong-password-xyz"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 401);
+    let refreshed: Value = client
+        .post(format!("{base}/api/v1/auth/refresh"))
+        .json(&json!({"refreshToken": session["refreshToken"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = refreshed["accessToken"].as_str().unwrap().to_string();
+    client
+        .get(format!("{base}/api/v1/auth/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    let marker = "payload-marker-5c1f";
+    let order = json!({"id": "nope", "amount": 1, "currency": "usd"});
+    let mut event = completed("evt_log_check", &order);
+    event["data"]["object"]["customer_details"] = json!({"email": marker});
+    let body = event.to_string();
+    let signature = wemaster::payments::webhook::sign(&webhook_secret(), body.as_bytes(), now());
+    let resp = client
+        .post(format!("{base}/api/v1/payments/webhooks/stripe"))
+        .header("content-type", "application/json")
+        .header("stripe-signature", &signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    vec![
+        password.to_string(),
+        "wrong-password-xyz".to_string(),
+        session["accessToken"].as_str().unwrap().to_string(),
+        session["refreshToken"].as_str().unwrap().to_string(),
+        refreshed["refreshToken"].as_str().unwrap().to_string(),
+        access,
+        marker.to_string(),
+        signature.split("v1=").nth(1).unwrap().to_string(),
+        webhook_secret(),
+    ]
+}
+
 #[test]
 fn secrets_never_reach_the_logs() {
     let dir = tempfile::tempdir().unwrap();
@@ -307,74 +377,7 @@ fn secrets_never_reach_the_logs() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let secrets: Vec<String> = runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while client.get(format!("{base}/readyz")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "server never came up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let password = "correct-horse-7-battery";
-        let session: Value = client
-            .post(format!("{base}/api/v1/auth/register"))
-            .json(&json!({"email": "logcheck@test.com", "password": password}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let failed = client
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({"email": "logcheck@test.com", "password": "wrong-password-xyz"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(failed.status(), 401);
-        let refreshed: Value = client
-            .post(format!("{base}/api/v1/auth/refresh"))
-            .json(&json!({"refreshToken": session["refreshToken"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let access = refreshed["accessToken"].as_str().unwrap().to_string();
-        client
-            .get(format!("{base}/api/v1/auth/me"))
-            .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap();
-        let marker = "payload-marker-5c1f";
-        let order = json!({"id": "nope", "amount": 1, "currency": "usd"});
-        let mut event = completed("evt_log_check", &order);
-        event["data"]["object"]["customer_details"] = json!({"email": marker});
-        let body = event.to_string();
-        let signature =
-            wemaster::payments::webhook::sign(&webhook_secret(), body.as_bytes(), now());
-        let resp = client
-            .post(format!("{base}/api/v1/payments/webhooks/stripe"))
-            .header("content-type", "application/json")
-            .header("stripe-signature", &signature)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        vec![
-            password.to_string(),
-            "wrong-password-xyz".to_string(),
-            session["accessToken"].as_str().unwrap().to_string(),
-            session["refreshToken"].as_str().unwrap().to_string(),
-            refreshed["refreshToken"].as_str().unwrap().to_string(),
-            access,
-            marker.to_string(),
-            signature.split("v1=").nth(1).unwrap().to_string(),
-            webhook_secret(),
-        ]
-    });
+    let secrets = runtime.block_on(handle_secrets(&base));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
