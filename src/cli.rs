@@ -8,12 +8,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::{Application, shutdown_signal};
-use crate::auth::model::{NewUser, Role, check_new_password, normalize_email};
+use crate::auth::accounts::{self, NewAccount};
+use crate::auth::model::{Role, normalize_email};
 use crate::auth::password::PasswordHasher;
 use crate::auth::repo as users;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::Error;
+use crate::text::Text;
 
 /// WeMaster marketplace backend: one binary, one TOML file, SQLite.
 #[derive(Debug, Parser)]
@@ -297,27 +300,18 @@ fn create_user(
     role: Role,
     name: Option<String>,
 ) -> anyhow::Result<()> {
-    let email = normalize_email(email).map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    let detail = |e: Error| anyhow::anyhow!("{}", e.detail());
+    let email = normalize_email(email).map_err(detail)?;
     let secret = new_password(&email)?;
-    check_new_password("password", &secret).map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    let account = NewAccount::check(&email, secret, name.map(Text::from), role).map_err(detail)?;
     let (db, _) = Db::open(&config.database)?;
-    let user = NewUser {
-        id: crate::ids::new_id(),
-        email,
-        password_hash: PasswordHasher::new(&config.auth)
-            .and_then(|hasher| hasher.hash_blocking(vec![secret]))
-            .map(|mut hashes| hashes.remove(0))
-            .map_err(|e| anyhow::anyhow!("{}", e.detail()))?,
-        name,
-        role,
-        created_at: crate::clock::Clock::system().stamp(),
-    };
-    db.write_blocking(|conn| {
-        users::insert_user(conn, &user).map_err(|e| {
-            Error::from_unique_violation(e, "an account with this email already exists")
-        })
-    })
-    .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    let password_hash = PasswordHasher::new(&config.auth)
+        .and_then(|hasher| hasher.hash_blocking(vec![account.password().to_string()]))
+        .map(|mut hashes| hashes.remove(0))
+        .map_err(detail)?;
+    let user = account.hashed(password_hash, &Clock::system());
+    db.write_blocking(|conn| accounts::insert(conn, &user))
+        .map_err(detail)?;
     print(&format!(
         "created {} account {} ({}) in {}\n",
         role.as_str(),
@@ -330,7 +324,7 @@ fn create_user(
 fn unlock_user(config: &Config, email: &str) -> anyhow::Result<()> {
     let email = normalize_email(email).map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
     let (db, _) = Db::open(&config.database)?;
-    let clock = crate::clock::Clock::system();
+    let clock = Clock::system();
     let (exists, locked) = db
         .write_blocking(|conn| {
             let exists = users::id_by_email(conn, &email)?.is_some();

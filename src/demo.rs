@@ -7,13 +7,16 @@
 
 use serde::Deserialize;
 
+use crate::auth::accounts::{self, NewAccount};
 use crate::auth::model::{NewUser, Role};
 use crate::auth::password::PasswordHasher;
 use crate::auth::repo as users;
 use crate::catalogue::model::{Level, NewOffering, NewVariant, OfferingStatus, OfferingType};
 use crate::catalogue::repo as catalogue;
+use crate::clock::Clock;
 use crate::db::Db;
 use crate::error::Error;
+use crate::text::Text;
 
 const FIXTURES: &str = include_str!("../data/demo.json");
 
@@ -89,27 +92,29 @@ pub fn seed(db: &Db, hasher: &PasswordHasher) -> Result<SeedReport, Error> {
 
     // Hash only the passwords of accounts that are missing, outside the
     // write transaction so the writer is not held for seconds.
-    let missing: Vec<&FixtureUser> = db.write_blocking(|conn| {
+    let missing: Vec<NewAccount> = db.write_blocking(|conn| {
         let mut missing = Vec::new();
         for user in &fixtures.users {
             if users::id_by_email(conn, &user.email)?.is_none() {
-                missing.push(user);
+                let name = Some(Text::from(user.name.as_str()));
+                missing.push(NewAccount::check(
+                    &user.email,
+                    user.password.clone(),
+                    name,
+                    user.role,
+                )?);
             }
         }
         Ok(missing)
     })?;
-    let hashes = hasher.hash_blocking(missing.iter().map(|u| u.password.clone()).collect())?;
-    let mut new_users = Vec::with_capacity(missing.len());
-    for (user, password_hash) in missing.into_iter().zip(hashes) {
-        new_users.push(NewUser {
-            id: crate::ids::new_id(),
-            email: user.email.clone(),
-            password_hash,
-            name: Some(user.name.clone()),
-            role: user.role,
-            created_at: crate::clock::Clock::system().stamp(),
-        });
-    }
+    let hashes =
+        hasher.hash_blocking(missing.iter().map(|a| a.password().to_string()).collect())?;
+    let clock = Clock::system();
+    let new_users: Vec<NewUser> = missing
+        .into_iter()
+        .zip(hashes)
+        .map(|(account, password_hash)| account.hashed(password_hash, &clock))
+        .collect();
 
     db.write_blocking(|conn| {
         let tx = conn.transaction()?;
@@ -119,12 +124,12 @@ pub fn seed(db: &Db, hasher: &PasswordHasher) -> Result<SeedReport, Error> {
         };
         for user in &new_users {
             if users::id_by_email(&tx, &user.email)?.is_none() {
-                users::insert_user(&tx, user)?;
+                accounts::insert(&tx, user)?;
                 report.users_added += 1;
             }
         }
         let count = fixtures.offerings.len();
-        let now = crate::clock::Clock::system().now();
+        let now = Clock::system().now();
         for (i, o) in fixtures.offerings.into_iter().enumerate() {
             if catalogue::slug_exists(&tx, &o.slug)? {
                 continue;

@@ -8,9 +8,10 @@ use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
+use super::accounts::{self, NewAccount};
 use super::model::{
-    AuthResponse, ForgotPasswordRequest, LoginRequest, NewUser, RefreshRequest, RegisterRequest,
-    ResetPasswordRequest, Role, TokenType, User, check_new_password, display_name, normalize_email,
+    AuthResponse, ForgotPasswordRequest, LoginRequest, RefreshRequest, RegisterRequest,
+    ResetPasswordRequest, Role, TokenType, User, check_new_password, normalize_email,
 };
 use super::token::token_hash;
 use super::{BearerAuth, lockout, repo};
@@ -64,19 +65,10 @@ impl AuthApi {
         body: Json<RegisterRequest>,
     ) -> ApiResult<Registered, { TOO_MANY_REQUESTS | JSON_BODY | CONFLICT | SERVER }> {
         let body = body.0;
-        let email = normalize_email(&body.email)?;
-        check_new_password("password", &body.password)?;
-        let name = display_name(body.name)?;
         let role: Role = body.role.map_or(Role::Student, Into::into);
-        let password_hash = state.hasher.hash(body.password.into_inner()).await?;
-        let user = NewUser {
-            id: crate::ids::new_id(),
-            email,
-            password_hash,
-            name,
-            role,
-            created_at: state.clock.stamp(),
-        };
+        let account = NewAccount::check(&body.email, body.password.into_inner(), body.name, role)?;
+        let password_hash = state.hasher.hash(account.password().to_string()).await?;
+        let user = account.hashed(password_hash, &state.clock);
         let refresh = random_token();
         let refresh_hash = token_hash(&refresh);
         let ttl = state.config.auth.refresh_token_ttl_seconds;
@@ -88,10 +80,7 @@ impl AuthApi {
             .db
             .write(move |conn| {
                 let tx = conn.transaction()?;
-                repo::insert_user(&tx, &user).map_err(|e| {
-                    Error::from_unique_violation(e, "an account with this email already exists")
-                        .with_field("email")
-                })?;
+                accounts::insert(&tx, &user)?;
                 repo::insert_refresh_token(
                     &tx,
                     &user.id,

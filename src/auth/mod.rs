@@ -1,6 +1,7 @@
 //! Accounts and authentication: Argon2id passwords, JWT access tokens,
 //! rotating refresh tokens, password reset, roles.
 
+pub mod accounts;
 pub mod api;
 pub mod lockout;
 pub mod model;

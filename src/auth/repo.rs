@@ -18,7 +18,8 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-pub fn insert_user(conn: &Connection, user: &NewUser) -> rusqlite::Result<()> {
+/// Only `accounts::insert` calls this: every account is made there.
+pub(super) fn insert_user(conn: &Connection, user: &NewUser) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
