@@ -21,7 +21,7 @@ use crate::auth::token::AccessTokens;
 use crate::cache::ResponseCache;
 use crate::clock::Clock;
 use crate::compression::Precompressed;
-use crate::config::Config;
+use crate::config::{Config, IpBlock};
 use crate::db::lock::ServeLock;
 use crate::db::{self, Db};
 use crate::health;
@@ -353,8 +353,10 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     let cors = layers::cors(&server);
     let cors_config = server.clone();
     let security = layers::security_headers(&server);
-    // Outermost last: the body arrives before a request takes a turn, then
-    // admission, then the budgets.
+    let trusted: Arc<[IpBlock]> = server.trusted_proxies.clone().into();
+    // Outermost last: the caller is resolved first, for everything inside;
+    // the body arrives before a request takes a turn, then admission, then
+    // the budgets.
     routes
         .around(layers::rate_limit)
         .around(layers::admit)
@@ -365,6 +367,7 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .around(crate::compression::compress)
         .catch_all_error(crate::error::problem_from_poem_error)
         .around(move |ep, req| crate::ops::http::observe(ep, req, route_table.clone()))
+        .around(move |ep, req| layers::identify(ep, req, trusted.clone()))
         .with(security)
         .boxed()
 }

@@ -14,7 +14,7 @@ use super::model::{
     ResetPasswordRequest, Role, TokenType, User, check_new_password, normalize_email,
 };
 use super::token::token_hash;
-use super::{BearerAuth, lockout, repo};
+use super::{BearerAuth, Caller, lockout, repo};
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
 use crate::ids::random_token;
@@ -75,7 +75,7 @@ impl AuthApi {
         let family = crate::ids::new_id();
         let sid = family.clone();
         let clock = state.clock.clone();
-        let address = client_address(&state, req);
+        let address = Caller::of(req, &state).address();
         let user = state
             .db
             .write(move |conn| {
@@ -117,7 +117,7 @@ impl AuthApi {
     {
         let body = body.0;
         let email = normalize_email(&body.email)?;
-        let address = client_address(&state, req);
+        let address = Caller::of(req, &state).address();
         let guard_on = state.limits.enabled();
         let (account, from) = (email.clone(), address.clone());
         let clock = state.clock.clone();
@@ -537,12 +537,4 @@ async fn start_password_reset(state: &AppState, email: String) -> Result<(), Err
         );
     }
     Ok(())
-}
-
-/// The client address sign-in counts are kept by: the IPv4 address, or the
-/// /64 of an IPv6 one, as the rate limiter sees it.
-fn client_address(state: &AppState, req: &poem::Request) -> String {
-    crate::protection::client_ip::client_ip(req, &state.config.server.trusted_proxies)
-        .map(|ip| crate::protection::admission::group(ip).to_string())
-        .unwrap_or_else(|| "unknown".into())
 }

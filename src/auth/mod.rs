@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod caller;
 pub mod lockout;
 pub mod model;
 pub mod password;
@@ -17,6 +18,7 @@ use poem_openapi::auth::Bearer;
 
 use crate::error::Error;
 use crate::state::AppState;
+pub use caller::Caller;
 pub use model::Principal;
 
 // As a handler argument this marks the operation as protected in the spec
@@ -39,31 +41,22 @@ pub use model::Principal;
 )]
 pub struct BearerAuth(pub Principal);
 
-/// A bearer token an outer layer (the rate limiter) already verified in
-/// this request, so the operation's check does not verify it twice.
-#[derive(Clone)]
-pub struct VerifiedBearer {
-    pub token: String,
-    pub principal: Principal,
-}
-
-/// Verifies an access token and names its holder, with the role the
-/// account has now; 401 once its session has ended.
-pub async fn principal_of(state: &AppState, token: &str) -> Result<Principal, Error> {
-    let claims = state.tokens.verify(token)?;
-    state.sessions.holder(&state.db, &claims).await
-}
-
+/// The holder of the bearer token, as the request's [`Caller`] verified it
+/// (once per request, whoever asks first); 401 with the reason otherwise.
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    if let Some(verified) = req.data::<VerifiedBearer>()
-        && verified.token == bearer.token
-    {
-        return Ok(verified.principal.clone());
-    }
     let state = req
         .data::<AppState>()
         .ok_or_else(|| Error::internal(anyhow::anyhow!("application state missing")))?;
-    Ok(principal_of(state, &bearer.token).await?)
+    let caller = Caller::of(req, state);
+    // The same header through the same parser: the caller holds this token.
+    debug_assert_eq!(caller.token(), Some(bearer.token.as_str()));
+    match caller.holder(state).await? {
+        Some(Ok(principal)) => Ok(principal),
+        Some(Err(refusal)) => Err(refusal.error().into()),
+        None => {
+            Err(Error::unauthorized("AUTH_TOKEN_INVALID", "the access token is invalid").into())
+        }
+    }
 }
 
 /// The HS256 secret: the configured one, else the one generated on first

@@ -59,13 +59,11 @@ impl Sessions {
         }
     }
 
-    /// Who holds the session of these (verified) claims; 401 when it has
-    /// ended or the account is gone.
-    pub async fn holder(&self, db: &Db, claims: &Claims) -> Result<Principal, Error> {
-        let ended =
-            || Error::unauthorized("AUTH_TOKEN_INVALID", "the session has ended; sign in again");
+    /// Who holds the session of these (verified) claims; `None` when it
+    /// has ended or the account is gone. Errs only when the database does.
+    pub async fn holder(&self, db: &Db, claims: &Claims) -> Result<Option<Principal>, Error> {
         if claims.sid.is_empty() {
-            return Err(ended());
+            return Ok(None);
         }
         let now = self.clock.now();
         let fresh = self
@@ -89,10 +87,7 @@ impl Sessions {
                 holder
             }
         };
-        match holder {
-            Some(holder) if holder.user_id == claims.sub => Ok(holder),
-            _ => Err(ended()),
-        }
+        Ok(holder.filter(|holder| holder.user_id == claims.sub))
     }
 
     /// Forgets what is known of one session (it was just ended).

@@ -81,25 +81,8 @@ impl AccessTokens {
         Ok((token, self.ttl_seconds))
     }
 
-    /// The claims of a valid token; 401 for anything expired, tampered,
-    /// signed with another key or meant for another issuer or audience.
-    pub fn verify(&self, token: &str) -> Result<Claims, Error> {
-        self.check(token).map_err(|rejection| match rejection {
-            Rejection::Expired => Error::unauthorized(
-                "AUTH_TOKEN_EXPIRED",
-                format!(
-                    "the access token has expired; get a new one with POST {}",
-                    crate::api_base::api_path("/auth/refresh")
-                ),
-            ),
-            Rejection::Invalid => {
-                Error::unauthorized("AUTH_TOKEN_INVALID", "the access token is invalid")
-            }
-        })
-    }
-
-    /// [`verify`](Self::verify), telling an expired token (once genuine: an
-    /// honest client refreshes it) from one this server never signed.
+    /// The claims of a valid token; refused when expired, tampered, signed
+    /// with another key or meant for another issuer or audience.
     pub fn check(&self, token: &str) -> Result<Claims, Rejection> {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
@@ -119,6 +102,24 @@ pub enum Rejection {
     Expired,
     /// Malformed, tampered, signed with another key, or for another audience.
     Invalid,
+}
+
+impl Rejection {
+    /// The 401 the caller gets.
+    pub fn error(self) -> Error {
+        match self {
+            Rejection::Expired => Error::unauthorized(
+                "AUTH_TOKEN_EXPIRED",
+                format!(
+                    "the access token has expired; get a new one with POST {}",
+                    crate::api_base::api_path("/auth/refresh")
+                ),
+            ),
+            Rejection::Invalid => {
+                Error::unauthorized("AUTH_TOKEN_INVALID", "the access token is invalid")
+            }
+        }
+    }
 }
 
 /// What is stored for an opaque token: its SHA-256, hex.

@@ -11,6 +11,7 @@ use poem::http::HeaderValue;
 use poem::web::Data;
 use poem::{Endpoint, IntoResponse, Request, Response, handler};
 
+use crate::auth::Caller;
 use crate::error::problem_from_poem_error;
 use crate::metrics::{HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS};
 use crate::state::AppState;
@@ -174,6 +175,7 @@ pub async fn observe<E: Endpoint>(
     let method = req.method().as_str().to_string();
     let method_label = method_label(req.method());
     let path = req.uri().path().to_string();
+    let caller = req.data::<Caller>().cloned();
 
     let mut resp = match ep.call(req).await {
         Ok(resp) => resp.into_response(),
@@ -202,6 +204,8 @@ pub async fn observe<E: Endpoint>(
         .increment(1);
     metrics::histogram!(HTTP_DURATION, "method" => method_label, "route" => route.clone())
         .record(elapsed.as_secs_f64());
+    let client = caller.as_ref().and_then(Caller::ip);
+    let user = caller.as_ref().and_then(Caller::known_holder);
     tracing::info!(
         target: "wemaster::http",
         %method,
@@ -210,6 +214,8 @@ pub async fn observe<E: Endpoint>(
         status,
         latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
         request_id = %request_id,
+        client = client.map(tracing::field::display),
+        user = user.map(|p| tracing::field::display(&p.user_id)),
         "request"
     );
     Ok(resp)

@@ -9,15 +9,12 @@ use std::time::Duration;
 use poem::http::{HeaderValue, Method, header};
 use poem::middleware::{Cors, SetHeader};
 use poem::{Endpoint, IntoResponse, Request, Response};
-use poem_openapi::auth::{Bearer, BearerAuthorization};
 
-use super::admission::{self, Lane, Refusal, group};
-use super::client_ip::client_ip;
+use super::admission::{self, Lane, Refusal};
 use super::limits::{Class, Decision};
 use super::policy;
-use crate::auth::VerifiedBearer;
-use crate::auth::token::Rejection;
-use crate::config::ServerConfig;
+use crate::auth::Caller;
+use crate::config::{IpBlock, ServerConfig};
 use crate::error::{Error, problem_from_poem_error};
 use crate::state::AppState;
 
@@ -30,6 +27,18 @@ fn set_rate_headers(resp: &mut Response, d: &Decision) {
 
 fn refusal(error: Error) -> Response {
     poem::error::ResponseError::as_response(&error)
+}
+
+/// Resolves the [`Caller`] of every request (its address now, its token's
+/// holder when first asked) for the layers, operations and log inside.
+pub async fn identify<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    trusted: Arc<[IpBlock]>,
+) -> poem::Result<Response> {
+    let caller = Caller::resolve(&req, &trusted);
+    req.set_data(caller);
+    ep.call(req).await.map(IntoResponse::into_response)
 }
 
 /// Fair queuing by client address (see `admission.rs`); probes pass
@@ -45,7 +54,7 @@ pub async fn admit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Re
     }
     // The budgets inside read it from here rather than look it up again.
     req.set_data(policy);
-    let client = client_ip(&req, &state.config.server.trusted_proxies);
+    let client = Caller::of(&req, &state).ip();
     let lane = if policy.hashing {
         Lane::Hashing
     } else {
@@ -84,7 +93,7 @@ pub async fn admit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Re
 /// views, and the failure throttle per address: failures are charged after
 /// the answer, and an address that spent its failures is refused on the
 /// credential routes and whenever it presents a forged token.
-pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
     let Some(state) = req.data::<AppState>().cloned() else {
         return ep.call(req).await.map(IntoResponse::into_response);
     };
@@ -95,29 +104,14 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
     if !state.limits.enabled() || policy.probe {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
-    // The security scheme's own parser (any case of "Bearer"), so what the
-    // operation accepts is what is charged here.
-    let bearer = Bearer::from_request(&req).ok().map(|b| b.token);
-    let mut forged_bearer = false;
+    let caller = Caller::of(&req, &state);
     // A genuine token of an ended session is not forged: the operation's
-    // own check answers it 401 without charging the address.
-    let verified = match bearer.map(|token| (state.tokens.check(&token), token)) {
-        Some((Ok(claims), token)) => state
-            .sessions
-            .holder(&state.db, &claims)
-            .await
-            .ok()
-            .map(|principal| VerifiedBearer { token, principal }),
-        Some((Err(rejection), _)) => {
-            forged_bearer = rejection == Rejection::Invalid;
-            None
-        }
-        None => None,
-    };
-    let address = match client_ip(&req, &state.config.server.trusted_proxies) {
-        Some(ip) => format!("ip:{}", group(ip)),
-        None => "ip:unknown".to_string(),
-    };
+    // own check answers it 401 without charging the address. A database
+    // error leaves the holder unknown here; the operation's check asks
+    // again and answers it.
+    let holder = caller.holder(&state).await.ok().flatten();
+    let forged_bearer = matches!(holder, Some(Err(refusal)) if refusal.forged());
+    let address = format!("ip:{}", caller.address());
     if (forged_bearer || policy.credential)
         && let Some(wait) = state.limits.failures.retry_after(&address)
     {
@@ -131,13 +125,12 @@ pub async fn rate_limit<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Resu
         return Ok(resp);
     }
     let class = policy.class;
-    let key = match &verified {
-        Some(v) if class != Some(Class::Signups) => format!("user:{}", v.principal.user_id),
+    let key = match &holder {
+        Some(Ok(principal)) if class != Some(Class::Signups) => {
+            format!("user:{}", principal.user_id)
+        }
         _ => address.clone(),
     };
-    if let Some(verified) = verified {
-        req.set_data(verified);
-    }
     let decision = class.map(|class| (class, state.limits.check(class, &key)));
     if let Some((class, decision)) = decision
         && !decision.allowed

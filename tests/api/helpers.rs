@@ -26,7 +26,7 @@ pub struct TestApp {
 }
 
 /// A configuration for tests: port 0, a fresh database file in `dir`, cheap
-/// Argon2 parameters, demo data seeded.
+/// Argon2 parameters, demo data seeded; everything else as shipped.
 pub fn test_config(dir: &Path) -> Config {
     let mut config = Config::default();
     config.server.addr = "127.0.0.1:0".parse().unwrap();
@@ -36,9 +36,8 @@ pub fn test_config(dir: &Path) -> Config {
     config.auth.argon2_iterations = 1;
     config.auth.argon2_parallelism = 1;
     config.log.level = "warn".into();
-    // Tests log in far more often than people; tests/api/protection.rs
-    // turns the limits on where they are the subject.
-    config.rate_limit.enabled = false;
+    // Rate limits and budgets stay on as shipped: tests take the
+    // production path through every layer.
     // Metrics on the main port: servers of parallel tests cannot share the
     // default metrics port. tests/api/ops.rs checks the default.
     config.metrics.addr = String::new();

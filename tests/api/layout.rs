@@ -52,6 +52,7 @@ const FLOORS: &[(&str, &[&str])] = &[
         "services on the state",
         &[
             "auth/mod.rs",
+            "auth/caller.rs",
             "orders/draft.rs",
             "orders/expiry.rs",
             "payments/webhook.rs",

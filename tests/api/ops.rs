@@ -392,6 +392,14 @@ fn secrets_never_reach_the_logs() {
     child.wait().unwrap();
     assert!(logs.contains("\"request_id\""), "request lines are logged");
     assert!(logs.contains("/api/v1/auth/refresh"));
+    // The request line names the caller: its address, and the account of
+    // a verified token (here the one /auth/me was asked with).
+    let me = logs
+        .lines()
+        .find(|l| l.contains("\"path\":\"/api/v1/auth/me\""))
+        .expect("the /auth/me request is logged");
+    assert!(me.contains("\"client\":\"127.0.0.1\""), "{me}");
+    assert!(me.contains("\"user\":\""), "{me}");
     for secret in secrets {
         assert!(
             !logs.contains(&secret),

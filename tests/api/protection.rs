@@ -16,10 +16,9 @@ use wemaster::config::{ClassLimit, Config};
 use crate::fake_stripe::{FakeStripe, Mode};
 use crate::helpers::{TestApp, problem, spawn_app, spawn_app_with};
 
-/// Limits on; `burst` failures charged to an address at once, and about none
-/// coming back during a test (one a minute).
+/// `burst` failures charged to an address at once, and about none coming
+/// back during a test (one a minute).
 fn failures(config: &mut Config, burst: u32) {
-    config.rate_limit.enabled = true;
     config.rate_limit.failures = ClassLimit {
         per_minute: 1,
         burst,
@@ -162,7 +161,6 @@ async fn refused_signups_and_forged_tokens_are_charged_missing_tokens_are_not() 
 #[tokio::test]
 async fn writes_are_budgeted_per_user_not_per_address() {
     let app = spawn_app_with(|c| {
-        c.rate_limit.enabled = true;
         c.rate_limit.writes = ClassLimit {
             per_minute: 1,
             burst: 2,
@@ -486,10 +484,9 @@ async fn trusted_proxies_pass_the_client_address_and_others_cannot_spoof_it() {
     let _ = get_from(&plain, "/api/v1/offerings", None).await;
 }
 
-/// Limits on, with addresses chosen by `X-Forwarded-For` (the test client,
-/// 127.0.0.1, is a trusted proxy).
+/// Addresses chosen by `X-Forwarded-For` (the test client, 127.0.0.1, is
+/// a trusted proxy).
 fn lockout_app(config: &mut Config) {
-    config.rate_limit.enabled = true;
     config.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
 }
 
