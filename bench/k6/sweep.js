@@ -6,7 +6,7 @@
 // (whatever limit the load generator itself has on this machine shows as
 // the same ceiling at every level).
 //
-//   bash bench/k6/run --profile sweep --server-bin target/release/wemaster
+//   cargo run --release --manifest-path bench/Cargo.toml -- --k6 sweep --server-bin target/release/wemaster
 
 import http from 'k6/http';
 import { check } from 'k6';

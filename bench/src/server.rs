@@ -86,7 +86,20 @@ pub struct Fresh {
 pub async fn start_fresh(
     binary: &Path,
     config: &Path,
-    limits: bool,
+    limits: Option<bool>,
+    log: PathBuf,
+    client: &reqwest::Client,
+) -> Result<Fresh> {
+    start_fresh_with(binary, config, limits, 0, log, client).await
+}
+
+/// [`start_fresh`] with `/metrics` on `metrics_port` (0: any free port,
+/// which the bench does not read).
+pub async fn start_fresh_with(
+    binary: &Path,
+    config: &Path,
+    limits: Option<bool>,
+    metrics_port: u16,
     log: PathBuf,
     client: &reqwest::Client,
 ) -> Result<Fresh> {
@@ -99,6 +112,7 @@ pub async fn start_fresh(
         config,
         database: &workdir.path().join("bench.db"),
         port: free_port()?,
+        metrics_port,
         limits,
         log,
         workdir: workdir.path(),
@@ -127,7 +141,11 @@ pub struct Launch<'a> {
     pub config: &'a Path,
     pub database: &'a Path,
     pub port: u16,
-    pub limits: bool,
+    /// `/metrics` apart from the API on this port; 0 for any free one.
+    pub metrics_port: u16,
+    /// `rate_limit.enabled` forced on or off; `None` leaves it to the
+    /// configuration (and to `WEMASTER_*` in the bench's environment).
+    pub limits: Option<bool>,
     pub log: PathBuf,
     pub workdir: &'a Path,
 }
@@ -148,16 +166,18 @@ impl Server {
             .env("WEMASTER_DATABASE__PATH", launch.database)
             // /metrics listens apart from the API (127.0.0.1:9102 by
             // default); a port of its own keeps a running server from
-            // stopping the bench. The bench does not read it.
-            .env("WEMASTER_METRICS__ADDR", "127.0.0.1:0")
+            // stopping the bench.
             .env(
-                "WEMASTER_RATE_LIMIT__ENABLED",
-                if launch.limits { "true" } else { "false" },
+                "WEMASTER_METRICS__ADDR",
+                format!("127.0.0.1:{}", launch.metrics_port),
             )
             .current_dir(launch.workdir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
+        if let Some(limits) = launch.limits {
+            command.env("WEMASTER_RATE_LIMIT__ENABLED", limits.to_string());
+        }
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", launch.binary.display()))?;

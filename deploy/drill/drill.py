@@ -58,6 +58,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+# The readiness wait shared with contract/ (deploy/launch.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import launch  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 LITESTREAM = HERE / ".venv" / "bin" / "litestream"
@@ -134,18 +138,11 @@ class Api:
         status, raw, _ = self.call(method, path, body, token, headers)
         return status, (json.loads(raw) if raw else None)
 
-    def wait_ready(self, proc, seconds=60):
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"drill: the server exited with {proc.returncode} before it was ready")
-            try:
-                if self.call("GET", "/readyz", timeout=1)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise SystemExit(f"drill: {self.base} not ready within {seconds} s")
+    def wait_ready(self, proc, log, seconds=60):
+        try:
+            launch.wait_ready(self.base, proc.poll, log, seconds)
+        except SystemExit as e:
+            raise SystemExit(f"drill: {e.code}") from None
 
     def login(self, email, password):
         status, body = self.json("POST", "/api/v1/auth/login", {"email": email, "password": password})
@@ -248,7 +245,7 @@ class Machine:
     def _start(self, cmd, env):
         out = open(self.log_path, "a")
         proc = subprocess.Popen(cmd, cwd=self.dir, env=env, stdout=out, stderr=subprocess.STDOUT)
-        self.api.wait_ready(proc)
+        self.api.wait_ready(proc, self.log_path)
         return proc
 
 

@@ -75,7 +75,7 @@ pub async fn run(setup: Setup<'_>) -> Result<bool> {
     let mut fresh = server::start_fresh(
         setup.binary,
         setup.config,
-        true,
+        Some(true),
         setup.out_dir.join("server.log"),
         &client,
     )
