@@ -297,31 +297,32 @@ async fn handle_secrets(base: &str) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let password = "correct-horse-7-battery";
-    let session: Value = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"email": "logcheck@test.com", "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let failed = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "logcheck@test.com", "password": "wrong-password-xyz"}))
-        .send()
-        .await
-        .unwrap();
+    let post = |path: &str, body: Value| {
+        let request = client.post(format!("{base}{path}")).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    let session: Value = post(
+        "/api/v1/auth/register",
+        json!({"email": "logcheck@test.com", "password": password}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let failed = post(
+        "/api/v1/auth/login",
+        json!({"email": "logcheck@test.com", "password": "wrong-password-xyz"}),
+    )
+    .await;
     assert_eq!(failed.status(), 401);
-    let refreshed: Value = client
-        .post(format!("{base}/api/v1/auth/refresh"))
-        .json(&json!({"refreshToken": session["refreshToken"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refreshed: Value = post(
+        "/api/v1/auth/refresh",
+        json!({"refreshToken": session["refreshToken"]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let access = refreshed["accessToken"].as_str().unwrap().to_string();
     client
         .get(format!("{base}/api/v1/auth/me"))
