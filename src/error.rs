@@ -35,6 +35,9 @@ pub struct Problem {
     /// The request field (body property, query or path parameter) at fault.
     #[oai(skip_serializing_if_is_none)]
     pub field: Option<String>,
+    /// With `SOLD_OUT`: the seats the variant has left.
+    #[oai(rename = "seatsLeft", skip_serializing_if_is_none)]
+    pub seats_left: Option<i64>,
 }
 
 impl Example for Problem {
@@ -46,6 +49,7 @@ impl Example for Problem {
             detail: "limit must be between 1 and 100".into(),
             code: "VALIDATION_ERROR".into(),
             field: Some("limit".into()),
+            seats_left: None,
         }
     }
 }
@@ -57,6 +61,7 @@ pub struct Error {
     detail: String,
     field: Option<String>,
     retry_after: Option<u64>,
+    seats_left: Option<i64>,
     /// The cause of a 5xx, for the log only.
     source: Option<anyhow::Error>,
 }
@@ -69,6 +74,7 @@ impl Error {
             detail: detail.into(),
             field: None,
             retry_after: None,
+            seats_left: None,
             source: None,
         }
     }
@@ -98,6 +104,20 @@ impl Error {
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", detail)
+    }
+
+    /// 409 `SOLD_OUT`: `field` asks for `wanted` seats of a variant that
+    /// has `left`.
+    pub fn sold_out(field: impl Into<String>, wanted: i64, left: i64) -> Self {
+        let detail = match left {
+            0 => "this variant is sold out".to_string(),
+            1 => format!("1 seat left of this variant; the order asks for {wanted}"),
+            _ => format!("{left} seats left of this variant; the order asks for {wanted}"),
+        };
+        let mut e = Self::conflict("SOLD_OUT", detail);
+        e.field = Some(field.into());
+        e.seats_left = Some(left);
+        e
     }
 
     /// 409.
@@ -207,6 +227,7 @@ impl Error {
             detail: self.detail.clone(),
             code: self.code.to_string(),
             field: self.field.clone(),
+            seats_left: self.seats_left,
         }
     }
 
@@ -372,6 +393,7 @@ pub async fn problem_from_poem_error(err: poem::Error) -> Response {
         detail,
         code: code.to_string(),
         field,
+        seats_left: None,
     };
     let mut resp = problem_response(&problem, None);
     // Keep headers the original error carried, such as `Allow` or

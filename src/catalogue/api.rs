@@ -381,7 +381,9 @@ impl CatalogueApi {
     ///
     /// Changes the given fields; `null` clears an optional field. `variants`
     /// replaces the whole set: list existing variants with their `id` to keep
-    /// them. The slug never changes. The next read sees the change.
+    /// them. The slug never changes. The next read sees the change. A
+    /// `capacity` below the seats already taken or held is a 409
+    /// `CAPACITY_BELOW_TAKEN`; raising it frees places at once.
     #[oai(
         path = "/offerings/:id",
         method = "patch",
@@ -397,7 +399,9 @@ impl CatalogueApi {
         body: Json<UpdateOffering>,
     ) -> ApiResult<
         Json<Offering>,
-        { TOO_MANY_REQUESTS | JSON_BODY | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | SERVER },
+        {
+            TOO_MANY_REQUESTS | JSON_BODY | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | CONFLICT | SERVER
+        },
     > {
         let changes = body.0.validate()?;
         let principal = auth.0;
@@ -418,6 +422,18 @@ impl CatalogueApi {
                                 format!("variants[{i}].id"),
                                 "id must name a variant of this offering",
                             ));
+                        }
+                        if let (Some(vid), Some(capacity)) = (&v.id, v.capacity) {
+                            let taken = repo::seats_taken(&tx, vid, &now)?;
+                            if taken > capacity {
+                                return Err(Error::conflict(
+                                    "CAPACITY_BELOW_TAKEN",
+                                    format!(
+                                        "{taken} seats of this variant are taken or held; its capacity cannot go below that"
+                                    ),
+                                )
+                                .with_field(format!("variants[{i}].capacity")));
+                            }
                         }
                     }
                 }

@@ -128,9 +128,16 @@ pub struct Variant {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<i64>,
+    /// Most seats this variant sells (GROUP classes, say); absent:
+    /// unlimited.
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<i64>,
+    /// With a capacity: the seats not yet taken by paid orders or held by
+    /// pending ones. A draft may still find fewer (it is the authority).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seats_left: Option<i64>,
     /// Exactly one variant per offering is the default.
     pub is_default: bool,
 }
@@ -206,6 +213,7 @@ impl Example for Offering {
                 duration_minutes: None,
                 sessions: None,
                 capacity: None,
+                seats_left: None,
                 is_default: true,
             }],
             price_from: Money {

@@ -204,7 +204,7 @@ fn attach_details(
         .collect();
     let mut variants = conn.prepare_cached(
         "SELECT offering_id, id, name, price, currency, duration_minutes, sessions, capacity,
-                is_default
+                is_default, MAX(capacity - seats_taken, 0)
          FROM variants WHERE offering_id IN (SELECT value FROM json_each(?1))
          ORDER BY offering_id, position",
     )?;
@@ -221,6 +221,7 @@ fn attach_details(
                 sessions: row.get(6)?,
                 capacity: row.get(7)?,
                 is_default: row.get(8)?,
+                seats_left: row.get(9)?,
             });
         }
     }
@@ -344,6 +345,17 @@ fn replace_tags(conn: &Connection, id: &str, tags: &[String]) -> rusqlite::Resul
         insert.execute(params![id, tag, position as i64])?;
     }
     Ok(())
+}
+
+/// The seats of a variant its paid orders take and its pending orders hold
+/// now (holds past their expiry no longer count).
+pub fn seats_taken(conn: &Connection, variant_id: &str, now: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT seats_taken - COALESCE((SELECT SUM(quantity) FROM seat_holds
+                                        WHERE variant_id = ?1 AND expires_at <= ?2), 0)
+         FROM variants WHERE id = ?1",
+    )?
+    .query_row(params![variant_id, now], |row| row.get(0))
 }
 
 /// Replaces the variant set: variants with a known `id` keep it, the rest

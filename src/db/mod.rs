@@ -26,6 +26,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0005_session_lookup.sql")),
     M::up(include_str!("migrations/0006_early_refunds.sql")),
     M::up(include_str!("migrations/0007_sign_in_lockouts.sql")),
+    M::up(include_str!("migrations/0008_seats.sql")),
 ];
 
 /// The schema version this binary writes.
@@ -308,6 +309,44 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().expect("migrations validate");
+    }
+
+    #[test]
+    fn seats_of_orders_from_before_seats_were_counted_are_counted() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_version(&mut conn, 7).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users VALUES ('u', 'a@b.c', 'x', NULL, 'STUDENT', 't', 't');
+             INSERT INTO offerings (id, slug, tutor_id, type, title, status, price_from,
+                 currency, created_at, updated_at)
+             VALUES ('o', 'o', 'u', 'GROUP', 'O', 'PUBLISHED', 1, 'usd', 't', 't');
+             INSERT INTO variants (id, offering_id, position, name, price, currency, capacity)
+             VALUES ('v', 'o', 0, 'V', 1, 'usd', 10);
+             INSERT INTO orders (id, user_id, status, amount, currency, payment_provider,
+                 expires_at, created_at, updated_at)
+             VALUES ('pending', 'u', 'PENDING_PAYMENT', 1, 'usd', 'dev', 'z', 't', 't'),
+                    ('paid', 'u', 'PAID', 1, 'usd', 'dev', 'z', 't', 't'),
+                    ('gone', 'u', 'CANCELLED', 1, 'usd', 'dev', 'z', 't', 't');
+             INSERT INTO order_items (id, order_id, position, offering_id, variant_id, title,
+                 unit_price, quantity, line_total)
+             VALUES ('i1', 'pending', 0, 'o', 'v', 'T', 1, 2, 2),
+                    ('i2', 'paid', 0, 'o', 'v', 'T', 1, 3, 3),
+                    ('i3', 'gone', 0, 'o', 'v', 'T', 1, 4, 4);",
+        )
+        .unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let taken: i64 = conn
+            .query_row("SELECT seats_taken FROM variants WHERE id = 'v'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(taken, 5, "the pending order's 2 and the paid one's 3");
+        let held: (String, i64) = conn
+            .query_row("SELECT order_id, quantity FROM seat_holds", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(held, ("pending".to_string(), 2));
     }
 
     fn open_with(dir: &Path, checkpoints: Checkpoints) -> Db {

@@ -138,6 +138,13 @@ impl OrdersApi {
     /// The body is `{items: [...]}` or a single flat item. With an
     /// `Idempotency-Key`, repeating the same request returns the same order
     /// (200); the same key with another body is a 422.
+    ///
+    /// A variant with a `capacity` sells no more seats than that: the order
+    /// holds its quantity until it is paid, cancelled, fails or expires
+    /// (`expiresAt`), and an item that does not fit is a 409 `SOLD_OUT`
+    /// with `seatsLeft`. A newer draft replaces the caller's pending order
+    /// for the same variant with a capacity (that one is CANCELLED and its
+    /// seats return), so nobody holds seats by drafting again.
     #[oai(path = "/orders/draft", method = "post", operation_id = "draftOrder")]
     async fn draft(
         &self,
@@ -387,10 +394,11 @@ impl OrdersApi {
         let principal = auth.0;
         let id = id.0;
         let clock = state.clock.clone();
+        let cache = state.cache.clone();
         let (order, session) = state
             .db
             .write(move |conn| {
-                let mut tx = OrderTx::begin(conn)?;
+                let mut tx = OrderTx::begin(conn, &cache)?;
                 let now = clock.stamp();
                 let order = repo::order_by_id(&tx, &id, &now)?
                     .filter(|o| principal.is_admin() || o.user_id == principal.user_id)

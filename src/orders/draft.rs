@@ -10,6 +10,7 @@ use super::lifecycle::{OrderTx, Transition};
 use super::model::{DraftItem, NewItem, Order, OrderStatus};
 use super::repo::{self, NewOrder};
 use crate::auth::Principal;
+use crate::cache::ResponseCache;
 use crate::catalogue::model::OfferingStatus;
 use crate::catalogue::repo as catalogue;
 use crate::clock::Clock;
@@ -186,11 +187,17 @@ pub async fn draft(
         session: state.payments.local_session(),
         cfg: state.config.orders.clone(),
         clock: state.clock.clone(),
+        cache: state.cache.clone(),
     };
-    let drafted = state
+    let (drafted, replaced) = state
         .db
         .write(move |conn| write_draft(conn, &request, &fresh))
         .await?;
+    // The buyer's earlier orders this one replaced: their sessions close,
+    // as a cancel's do.
+    for session in replaced {
+        state.payments.expire_session(&session).await;
+    }
     match drafted {
         Drafted::Created(order) if order.checkout_url.is_none() => {
             open_session(state, order, key, user_id).await
@@ -207,17 +214,23 @@ struct NewDraft {
     session: Option<CheckoutSession>,
     cfg: OrdersConfig,
     clock: Clock,
+    cache: ResponseCache,
 }
 
 /// The draft's transaction: the order an earlier request with the same key
-/// made, or a new order with its prices, its session if local, and its key.
-fn write_draft(conn: &mut Connection, r: &Request, new: &NewDraft) -> Result<Drafted, Error> {
-    let mut tx = OrderTx::begin(conn)?;
+/// made, or a new order with its prices, its seats, its session if local,
+/// and its key; and the sessions of the buyer's orders it replaced.
+fn write_draft(
+    conn: &mut Connection,
+    r: &Request,
+    new: &NewDraft,
+) -> Result<(Drafted, Vec<String>), Error> {
+    let mut tx = OrderTx::begin(conn, &new.cache)?;
     let now = new.clock.stamp();
     if let Some(key) = &r.key
         && let Some(replayed) = replay(&tx, r, key, &now)?
     {
-        return Ok(replayed);
+        return Ok((replayed, Vec::new()));
     }
     let items = price(&tx, &r.wanted)?;
     let amount = items
@@ -227,7 +240,7 @@ fn write_draft(conn: &mut Connection, r: &Request, new: &NewDraft) -> Result<Dra
         })
         .ok_or_else(|| Error::validation("items", "the order total is too large"))?;
     let ttl = Duration::from_secs(new.cfg.pending_ttl_seconds);
-    tx.open(&NewOrder {
+    let replaced = tx.open(&NewOrder {
         id: &new.id,
         user_id: &r.user_id,
         amount,
@@ -248,7 +261,7 @@ fn write_draft(conn: &mut Connection, r: &Request, new: &NewDraft) -> Result<Dra
     let order = repo::order_by_id(&tx, &new.id, &now)?
         .ok_or_else(|| Error::internal(anyhow::anyhow!("new order vanished")))?;
     tx.commit()?;
-    Ok(Drafted::Created(order))
+    Ok((Drafted::Created(order), replaced))
 }
 
 /// The order an earlier request with `key` made, if there was one and it
@@ -286,6 +299,7 @@ async fn open_session(
     user_id: String,
 ) -> Result<Drafted, Error> {
     let id = order.id.clone();
+    let cache = state.cache.clone();
     let opened = state.payments.open_session(&order).await;
     let now = state.clock.stamp();
     match opened {
@@ -305,7 +319,7 @@ async fn open_session(
             state
                 .db
                 .write(move |conn| {
-                    let mut tx = OrderTx::begin(conn)?;
+                    let mut tx = OrderTx::begin(conn, &cache)?;
                     if let Some(order) = repo::order_by_id(&tx, &id, &now)? {
                         let fail = Transition::Fail {
                             reason: Some(&reason),

@@ -14,10 +14,11 @@ pub async fn sweep_expired(state: AppState) {
     loop {
         tick.tick().await;
         let now = state.clock.stamp();
+        let cache = state.cache.clone();
         let swept = state
             .db
             .write(move |conn| {
-                let mut tx = OrderTx::begin(conn)?;
+                let mut tx = OrderTx::begin(conn, &cache)?;
                 let expired = tx.expire_overdue(&now)?;
                 super::repo::drop_expired_keys(&tx, &now)?;
                 tx.commit()?;

@@ -3,11 +3,16 @@
 //! `PENDING_PAYMENT` -> `PAID` | `CANCELLED` | `EXPIRED` | `FAILED`, and
 //! `PAID` -> `REFUNDED`. Every move goes through an [`OrderTx`], a write
 //! transaction that checks the state machine, makes the effects of arriving
-//! (the enrollment on PAID and a refund that came before its payment; the
-//! payment marked refunded and the enrollment revoked on REFUNDED) in the
-//! same transaction, and counts the move in the metrics once, and only if,
-//! the transaction commits. Drafting, cancelling, expiry and the webhook say
-//! which move they intend; none of them changes a status itself.
+//! in the same transaction, and counts the move in the metrics once, and
+//! only if, the transaction commits. Drafting, cancelling, expiry and the
+//! webhook say which move they intend; none of them changes a status itself.
+//!
+//! The effects: a new order holds its seats (a variant with a capacity
+//! sells no more); PAID enrolls the buyer, keeps the seats and applies a
+//! refund that came before the payment; CANCELLED, EXPIRED and FAILED give
+//! the seats back; REFUNDED marks the payment, revokes the enrollment and
+//! gives the seats back. When the seats left of a variant with a capacity
+//! change, the cached catalogue answers are dropped at the commit.
 
 use std::ops::Deref;
 
@@ -15,6 +20,8 @@ use rusqlite::{Connection, Transaction};
 
 use super::model::{Order, OrderStatus};
 use super::repo::{self, NewOrder};
+use super::seats;
+use crate::cache::ResponseCache;
 use crate::error::Error;
 use crate::payments::repo as payments;
 
@@ -66,22 +73,32 @@ pub struct OrderTx<'c> {
     tx: Transaction<'c>,
     /// Moves made, counted in the metrics after the commit.
     moves: Vec<(&'static str, &'static str, u64)>,
+    /// The catalogue answers, which show the seats left.
+    cache: ResponseCache,
+    /// Whether the seats left of a variant with a capacity changed.
+    seats_changed: bool,
 }
 
 impl<'c> OrderTx<'c> {
-    pub fn begin(conn: &'c mut Connection) -> rusqlite::Result<Self> {
+    pub fn begin(conn: &'c mut Connection, cache: &ResponseCache) -> rusqlite::Result<Self> {
         Ok(Self {
             tx: conn.transaction()?,
             moves: Vec::new(),
+            cache: cache.clone(),
+            seats_changed: false,
         })
     }
 
-    /// Commits, then counts the moves. Dropped without a commit, the
+    /// Commits, then counts the moves and drops the cached catalogue
+    /// answers if seats left changed. Dropped without a commit, the
     /// transaction rolls back and nothing is counted.
     pub fn commit(self) -> rusqlite::Result<()> {
         self.tx.commit()?;
         for (from, to, count) in self.moves {
             crate::metrics::order_transition(from, to, count);
+        }
+        if self.seats_changed {
+            self.cache.invalidate();
         }
         Ok(())
     }
@@ -90,11 +107,54 @@ impl<'c> OrderTx<'c> {
         self.moves.push((from, to.as_str(), count));
     }
 
-    /// A new order, waiting for payment.
-    pub fn open(&mut self, order: &NewOrder<'_>) -> rusqlite::Result<()> {
+    /// A new order, waiting for payment and holding its seats; 409
+    /// `SOLD_OUT` (with the seats left) when an item does not fit. First,
+    /// the same buyer's pending orders for a variant with a capacity in this
+    /// one are cancelled (a newer draft replaces an older one, so nobody
+    /// holds seats by drafting again and again), and seats held past their
+    /// expiry come back. Returns the payment sessions of the orders
+    /// replaced, to close once this commits.
+    pub fn open(&mut self, order: &NewOrder<'_>) -> Result<Vec<String>, Error> {
+        let mut replaced = Vec::new();
+        for item in order.items {
+            for earlier in seats::held_by(&self.tx, order.user_id, &item.variant_id)? {
+                let Some(earlier) = repo::order_by_id(&self.tx, &earlier, order.now)? else {
+                    continue;
+                };
+                if matches!(
+                    self.apply(&earlier, Transition::Cancel, order.now)?,
+                    Step::Moved { .. }
+                ) && let Some(session) = repo::session_of(&self.tx, &earlier.id)?
+                {
+                    replaced.push(session);
+                }
+            }
+            self.seats_changed |= seats::release_overdue_of(&self.tx, &item.variant_id, order.now)?;
+        }
         repo::insert_order(&self.tx, order)?;
+        for (index, item) in order.items.iter().enumerate() {
+            let held = seats::hold(
+                &self.tx,
+                order.id,
+                order.user_id,
+                &item.variant_id,
+                item.quantity,
+                order.expires_at,
+            )?;
+            match held {
+                Some(limited) => self.seats_changed |= limited,
+                None => {
+                    let left = seats::left(&self.tx, &item.variant_id)?;
+                    return Err(Error::sold_out(
+                        format!("items[{index}].quantity"),
+                        item.quantity,
+                        left,
+                    ));
+                }
+            }
+        }
         self.moved("NEW", OrderStatus::PendingPayment, 1);
-        Ok(())
+        Ok(replaced)
     }
 
     /// Moves `order` (as read in this transaction) if the state machine
@@ -119,7 +179,10 @@ impl<'c> OrderTx<'c> {
                 self.arrive_refunded(&order.id, now)?;
                 None
             }
-            _ => None,
+            Transition::Fail { .. } | Transition::Cancel | Transition::Expire => {
+                self.seats_changed |= seats::release(&self.tx, &order.id)?;
+                None
+            }
         };
         Ok(Step::Moved { detail })
     }
@@ -132,6 +195,7 @@ impl<'c> OrderTx<'c> {
         provider_ref: Option<&str>,
         now: &str,
     ) -> Result<Option<String>, Error> {
+        seats::keep(&self.tx, order_id)?;
         repo::enroll(&self.tx, order_id, now)?;
         let Some((full, refunded)) =
             payments::take_early_refunds(&self.tx, order_id, provider_ref, now)?
@@ -155,12 +219,14 @@ impl<'c> OrderTx<'c> {
     fn arrive_refunded(&mut self, order_id: &str, now: &str) -> Result<(), Error> {
         payments::mark_refunded(&self.tx, order_id, now)?;
         repo::revoke_enrollments(&self.tx, order_id, now)?;
+        self.seats_changed |= seats::give_back(&self.tx, order_id)?;
         Ok(())
     }
 
     /// Persists EXPIRED on every pending order past its expiry (reads
     /// already show them so). Returns how many.
     pub fn expire_overdue(&mut self, now: &str) -> rusqlite::Result<usize> {
+        self.seats_changed |= seats::release_overdue(&self.tx, now)?;
         let expired = repo::expire_overdue(&self.tx, now)?;
         if expired > 0 {
             self.moved("PENDING_PAYMENT", OrderStatus::Expired, expired as u64);
@@ -185,6 +251,10 @@ mod tests {
     use crate::config::PaymentProvider;
 
     const NOW: &str = "2026-12-04T10:00:00Z";
+
+    fn cache() -> ResponseCache {
+        ResponseCache::new(&crate::config::CacheConfig::default())
+    }
 
     fn with_order(conn: &Connection) -> NewOrder<'static> {
         conn.execute(
@@ -221,12 +291,12 @@ mod tests {
         metrics::with_local_recorder(&recorder, || {
             let mut conn = crate::db::in_memory();
             let new = with_order(&conn);
-            let mut tx = OrderTx::begin(&mut conn).unwrap();
+            let mut tx = OrderTx::begin(&mut conn, &cache()).unwrap();
             tx.open(&new).unwrap();
             drop(tx);
             assert_eq!(moves(&handle), Vec::<String>::new(), "rolled back");
 
-            let mut tx = OrderTx::begin(&mut conn).unwrap();
+            let mut tx = OrderTx::begin(&mut conn, &cache()).unwrap();
             tx.open(&new).unwrap();
             let order = repo::order_by_id(&tx, "o1", NOW).unwrap().unwrap();
             assert_eq!(
@@ -251,7 +321,7 @@ mod tests {
     fn the_state_machine_guards_every_move() {
         let mut conn = crate::db::in_memory();
         let new = with_order(&conn);
-        let mut tx = OrderTx::begin(&mut conn).unwrap();
+        let mut tx = OrderTx::begin(&mut conn, &cache()).unwrap();
         tx.open(&new).unwrap();
         let pending = repo::order_by_id(&tx, "o1", NOW).unwrap().unwrap();
         let pay = Transition::Pay { provider_ref: None };

@@ -7,3 +7,4 @@ pub mod expiry;
 pub mod lifecycle;
 pub mod model;
 pub mod repo;
+mod seats;

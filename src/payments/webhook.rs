@@ -253,10 +253,11 @@ pub async fn receive(
     let kind = event_label(&parsed.kind);
     let provider = state.payments.kind();
     let clock = state.clock.clone();
+    let cache = state.cache.clone();
     let (already, outcome) = state
         .db
         .write(move |conn| {
-            let mut tx = OrderTx::begin(conn)?;
+            let mut tx = OrderTx::begin(conn, &cache)?;
             if repo::event_seen(&tx, &parsed.id)? {
                 return Ok((true, WebhookOutcome::AlreadyApplied));
             }

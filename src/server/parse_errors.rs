@@ -202,6 +202,7 @@ fn problem_answer(status: u16, head: &[u8]) -> Option<Vec<u8>> {
         detail: detail.into(),
         code: code.into(),
         field: None,
+        seats_left: None,
     };
     let body = problem.to_json_string();
     let mut answer = format!("{status_line}\r\n");

@@ -18,4 +18,5 @@ mod orders;
 mod payments;
 mod protection;
 mod replication;
+mod seats;
 mod seed;
