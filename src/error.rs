@@ -101,6 +101,11 @@ impl Error {
         Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", detail)
     }
 
+    /// 403 with a code of its own.
+    pub fn forbidden_code(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, detail)
+    }
+
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", detail)

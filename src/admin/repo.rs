@@ -78,14 +78,14 @@ pub fn reconcile(
     let payments_without_order = conn
         .prepare_cached(
             "SELECT p.id, p.order_id, p.provider, p.provider_ref, p.amount, p.currency, p.status,
-                    p.created_at, o.status
+                    p.created_at, p.refunded_amount, o.status
              FROM payments p LEFT JOIN orders o ON o.id = p.order_id
              WHERE p.created_at >= ?1 AND p.created_at < ?2
                AND (o.id IS NULL OR o.status NOT IN ('PAID', 'REFUNDED'))
              ORDER BY p.created_at LIMIT ?3",
         )?
         .query_map(params![from, to, CAP], |row| {
-            let order_status: Option<String> = row.get(8)?;
+            let order_status: Option<String> = row.get(9)?;
             Ok(PaymentIssue {
                 payment: payment_from_row(row)?,
                 order_status: order_status.as_deref().map(status),

@@ -106,15 +106,18 @@ impl AuthApi {
     ///
     /// Exchanges email and password for an access token and a refresh token.
     /// A wrong password and an unknown email get the same 401 in about the
-    /// same time.
+    /// same time. A suspended account gets 403 `ACCOUNT_SUSPENDED`, told
+    /// only to whoever gave its right password.
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
         req: &poem::Request,
         state: Data<&AppState>,
         body: Json<LoginRequest>,
-    ) -> ApiResult<Json<AuthResponse>, { TOO_MANY_REQUESTS | JSON_BODY | UNAUTHORIZED | SERVER }>
-    {
+    ) -> ApiResult<
+        Json<AuthResponse>,
+        { TOO_MANY_REQUESTS | JSON_BODY | UNAUTHORIZED | FORBIDDEN | SERVER },
+    > {
         let body = body.0;
         let email = normalize_email(&body.email)?;
         let address = Caller::of(req, &state).address();
@@ -163,6 +166,14 @@ impl AuthApi {
             )
             .into());
         };
+        // Said only to whoever knows the password.
+        if user.suspended_at.is_some() {
+            return Err(Error::forbidden_code(
+                "ACCOUNT_SUSPENDED",
+                "this account is suspended; ask the platform's administrators",
+            )
+            .into());
+        }
         let refresh = random_token();
         let refresh_hash = token_hash(&refresh);
         let ttl = state.config.auth.refresh_token_ttl_seconds;

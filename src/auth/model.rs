@@ -57,6 +57,10 @@ pub struct User {
     pub role: Role,
     /// When the account was created (RFC 3339, UTC).
     pub created_at: String,
+    /// When an admin suspended the account, while it is suspended: it
+    /// cannot sign in and its sessions have ended.
+    #[oai(skip_serializing_if_is_none)]
+    pub suspended_at: Option<String>,
 }
 
 impl Example for User {
@@ -67,6 +71,7 @@ impl Example for User {
             name: Some("Sam Student".into()),
             role: Role::Student,
             created_at: "2026-01-15T09:30:00.000Z".into(),
+            suspended_at: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::model::{NewUser, OutboxMessage, Role, User};
 use crate::paging::{Page, like_pattern};
 
-const USER_COLUMNS: &str = "id, email, name, role, created_at";
+const USER_COLUMNS: &str = "id, email, name, role, created_at, suspended_at";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = row.get(3)?;
@@ -15,6 +15,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         name: row.get(2)?,
         role: Role::parse(&role).unwrap_or(Role::Student),
         created_at: row.get(4)?,
+        suspended_at: row.get(5)?,
     })
 }
 
@@ -50,7 +51,7 @@ pub fn credentials_by_email(
     conn.prepare_cached(&format!(
         "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1 COLLATE NOCASE"
     ))?
-    .query_row([email], |row| Ok((user_from_row(row)?, row.get(5)?)))
+    .query_row([email], |row| Ok((user_from_row(row)?, row.get(6)?)))
     .optional()
 }
 
@@ -58,6 +59,23 @@ pub fn user_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<User>>
     conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
         .query_row([id], user_from_row)
         .optional()
+}
+
+/// Gives an account another role.
+pub fn set_role(conn: &Connection, id: &str, role: Role, now: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached("UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, role.as_str(), now])
+}
+
+/// Suspends an account (`Some(now)`) or reinstates it (`None`).
+pub fn set_suspended(
+    conn: &Connection,
+    id: &str,
+    suspended_at: Option<&str>,
+    now: &str,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached("UPDATE users SET suspended_at = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, suspended_at, now])
 }
 
 pub fn count_users(conn: &Connection) -> rusqlite::Result<i64> {
@@ -166,7 +184,7 @@ pub fn session_holder(
     conn.prepare_cached(
         "SELECT u.id, u.role FROM refresh_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.family_id = ?1 AND t.rotated_at IS NULL AND t.revoked_at IS NULL
-           AND t.expires_at > ?2
+           AND t.expires_at > ?2 AND u.suspended_at IS NULL
          LIMIT 1",
     )?
     .query_row(params![family_id, now], |row| {

@@ -5,5 +5,6 @@ pub mod api;
 pub mod dev_checkout;
 pub mod model;
 pub mod provider;
+pub mod refunds;
 pub mod repo;
 pub mod webhook;

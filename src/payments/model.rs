@@ -118,6 +118,8 @@ pub struct Payment {
     pub amount: i64,
     pub currency: String,
     pub status: PaymentStatus,
+    /// How much of it went back so far, minor units.
+    pub refunded_amount: i64,
     pub created_at: String,
 }
 
@@ -144,6 +146,7 @@ impl Example for Payment {
             amount: 4900,
             currency: "usd".into(),
             status: PaymentStatus::Succeeded,
+            refunded_amount: 0,
             created_at: "2026-01-15T09:35:00.000Z".into(),
         }
     }

@@ -1,6 +1,7 @@
 //! Payment providers: `dev` (no network; a checkout page served by this
-//! binary) and `stripe` (Checkout Sessions through async-stripe). Both open
-//! a session per order with the order id as the idempotency key.
+//! binary) and `stripe` (Checkout Sessions and Refunds through
+//! async-stripe). Both open a session per order with the order id as the
+//! idempotency key, and send money back on request.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
     CreateCheckoutSessionPaymentIntentData, ExpireCheckoutSession, ProductData,
 };
+use stripe_core::refund::CreateRefund;
 
 use crate::config::{PaymentProvider, PaymentsConfig};
 use crate::error::Error;
@@ -161,7 +163,7 @@ impl PaymentGateway {
                 let session = session
                     .send(client.as_ref())
                     .await
-                    .map_err(provider_error)?;
+                    .map_err(|e| provider_error(e, "open a checkout session"))?;
                 let url = session
                     .url
                     .ok_or_else(|| Error::bad_gateway("Stripe returned a session without a URL"))?;
@@ -171,6 +173,48 @@ impl PaymentGateway {
                 })
             }
         }
+    }
+
+    /// Sends `amount` of the payment `payment_ref` (the provider's id for
+    /// it) of order `order_id` back, once for a given `key` however often
+    /// it is asked. Returns the provider's id of the refund. The dev
+    /// provider moves no money and answers at once.
+    pub async fn refund(
+        &self,
+        payment_ref: &str,
+        amount: i64,
+        order_id: &str,
+        key: &str,
+    ) -> Result<String, Error> {
+        let PaymentGateway::Stripe { client, calls, .. } = self else {
+            return Ok(format!("re_dev_{}", crate::ids::new_id().replace('-', "")));
+        };
+        if !payment_ref.starts_with("pi_") {
+            return Err(Error::conflict(
+                "REFUND_NOT_POSSIBLE",
+                "the payment was recorded without a payment intent; refund it in the Stripe dashboard",
+            ));
+        }
+        let metadata =
+            std::collections::HashMap::from([("orderId".to_string(), order_id.to_string())]);
+        let key = IdempotencyKey::new(key)
+            .map_err(|e| Error::internal(anyhow::anyhow!("idempotency key: {e:?}")))?;
+        let request = CreateRefund::new()
+            .payment_intent(payment_ref)
+            .amount(amount)
+            .metadata(metadata)
+            .customize()
+            .request_strategy(RequestStrategy::Idempotent(key));
+        step_aside();
+        let _call = calls
+            .acquire()
+            .await
+            .map_err(|_| Error::unavailable("the payment provider is shutting down", 5))?;
+        let refund = request
+            .send(client.as_ref())
+            .await
+            .map_err(|e| provider_error(e, "send the money back"))?;
+        Ok(refund.id.to_string())
     }
 
     /// Closes a session so it can no longer be paid (on cancel). Best
@@ -206,7 +250,8 @@ fn or_own_page(configured: &str, public_url: &str, page: &str) -> String {
     }
 }
 
-fn provider_error(err: StripeError) -> Error {
+/// What the caller gets when Stripe could not `what`.
+fn provider_error(err: StripeError, what: &str) -> Error {
     tracing::warn!(error = %err, "Stripe request failed");
     match err {
         StripeError::Timeout => {
@@ -217,6 +262,6 @@ fn provider_error(err: StripeError) -> Error {
             "the payment provider could not be reached (the connection was refused or failed); try again",
             5,
         ),
-        _ => Error::bad_gateway("the payment provider refused to open a checkout session"),
+        _ => Error::bad_gateway(format!("the payment provider refused to {what}")),
     }
 }

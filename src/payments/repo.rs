@@ -86,6 +86,31 @@ pub fn mark_refunded(conn: &Connection, order_id: &str, now: &str) -> rusqlite::
     Ok(())
 }
 
+/// Adds `note` to what an event's record says.
+pub fn note_on_event(conn: &Connection, event_id: &str, note: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE webhook_events SET detail = COALESCE(detail || '; ', '') || ?2 WHERE id = ?1",
+    )?
+    .execute(params![event_id, note])?;
+    Ok(())
+}
+
+/// The payment of an order: its provider id, amount and how much of it
+/// went back so far.
+pub fn payment_of_order(
+    conn: &Connection,
+    order_id: &str,
+) -> rusqlite::Result<Option<(String, i64, i64)>> {
+    conn.prepare_cached(
+        "SELECT provider_ref, amount, refunded_amount FROM payments
+         WHERE order_id = ?1 ORDER BY created_at LIMIT 1",
+    )?
+    .query_row([order_id], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    })
+    .optional()
+}
+
 /// Records how much of a payment went back (a partial refund).
 pub fn set_refunded_amount(
     conn: &Connection,
@@ -176,6 +201,8 @@ pub fn order_of_payment(conn: &Connection, provider_ref: &str) -> rusqlite::Resu
 
 /// A payment from the columns id, order_id, provider, provider_ref, amount,
 /// currency, status, created_at (in that order, first in the row).
+/// A payment from `id, order_id, provider, provider_ref, amount, currency,
+/// status, created_at, refunded_amount`.
 pub fn payment_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Payment> {
     let status: String = row.get(6)?;
     Ok(Payment {
@@ -191,6 +218,7 @@ pub fn payment_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Payment> {
             PaymentStatus::Succeeded
         },
         created_at: row.get(7)?,
+        refunded_amount: row.get(8)?,
     })
 }
 
@@ -205,7 +233,8 @@ pub fn list_payments(
         .query_row([order_id], |row| row.get(0))?;
     let items = conn
         .prepare_cached(
-            "SELECT id, order_id, provider, provider_ref, amount, currency, status, created_at
+            "SELECT id, order_id, provider, provider_ref, amount, currency, status, created_at,
+                    refunded_amount
              FROM payments WHERE ?1 IS NULL OR order_id = ?1
              ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
         )?

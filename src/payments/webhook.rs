@@ -254,12 +254,17 @@ pub async fn receive(
     let provider = state.payments.kind();
     let clock = state.clock.clone();
     let cache = state.cache.clone();
-    let (already, outcome) = state
+    let late = (
+        parsed.id.clone(),
+        parsed.provider_ref.clone(),
+        parsed.amount,
+    );
+    let (already, outcome, order_id) = state
         .db
         .write(move |conn| {
             let mut tx = OrderTx::begin(conn, &cache)?;
             if repo::event_seen(&tx, &parsed.id)? {
-                return Ok((true, WebhookOutcome::AlreadyApplied));
+                return Ok((true, WebhookOutcome::AlreadyApplied, None));
             }
             let now = clock.stamp();
             let applied = apply(&mut tx, &parsed, provider, &now)?;
@@ -282,7 +287,7 @@ pub async fn receive(
                 },
             )?;
             tx.commit()?;
-            Ok((false, outcome))
+            Ok((false, outcome, applied.order_id))
         })
         .await?;
     metrics::counter!(crate::metrics::WEBHOOK_EVENTS, "type" => kind, "outcome" => outcome.as_str())
@@ -293,6 +298,16 @@ pub async fn receive(
             already_processed: Some(true),
             outcome: WebhookOutcome::AlreadyApplied,
         });
+    }
+    // Money for an order that closed before it came (its hold expired, it
+    // was cancelled or replaced): it goes back, never to an enrollment.
+    if let (
+        WebhookOutcome::PaymentForClosedOrder,
+        Some(order_id),
+        (event_id, Some(r), Some(amount)),
+    ) = (outcome, order_id, late)
+    {
+        super::refunds::refund_late_payment(state, &order_id, &r, amount, &event_id).await;
     }
     Ok(WebhookAck {
         received: true,

@@ -105,7 +105,8 @@ pub fn of_operation(operation_id: &str) -> Option<Policy> {
         "listOfferings" | "getOffering" | "listOrders" | "getOrder" | "listMyEnrollments" => READ,
         "createOffering" | "updateOffering" | "publishOffering" | "archiveOffering"
         | "draftOrder" | "cancelOrder" => WRITE,
-        "listUsers" | "exportOrders" | "listPayments" | "listOutbox" | "getReconciliation" => ADMIN,
+        "listUsers" | "exportOrders" | "listPayments" | "listOutbox" | "getReconciliation"
+        | "refundOrder" | "setUserRole" | "suspendUser" | "reinstateUser" | "listAuditLog" => ADMIN,
         "stripeWebhook" => Policy {
             charge: Charge::Never,
             ..READ

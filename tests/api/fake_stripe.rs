@@ -55,6 +55,7 @@ impl FakeStripe {
         let app = Route::new()
             .at("/v1/checkout/sessions", post(create_session))
             .at("/v1/checkout/sessions/:id/expire", post(expire_session))
+            .at("/v1/refunds", post(create_refund))
             .data(fake.clone());
         tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
         fake
@@ -196,4 +197,47 @@ async fn expire_session(
 ) -> Json<Value> {
     record(&fake, req, HashMap::new());
     Json(session_json(&id, "", 0, "usd", "expired"))
+}
+
+/// A Refund as Stripe returns it.
+#[handler]
+async fn create_refund(
+    req: &Request,
+    fake: Data<&FakeStripe>,
+    Form(form): Form<HashMap<String, String>>,
+) -> poem::Response {
+    record(&fake, req, form.clone());
+    if *fake.mode.lock().unwrap() == Mode::Fail {
+        return poem::Response::builder()
+            .status(poem::http::StatusCode::BAD_REQUEST)
+            .content_type("application/json")
+            .body(
+                json!({"error": {"type": "invalid_request_error", "code": "charge_already_refunded",
+                                  "message": "Charge has already been refunded."}})
+                .to_string(),
+            );
+    }
+    let amount: i64 = form.get("amount").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let intent = form.get("payment_intent").cloned().unwrap_or_default();
+    let body = json!({
+        "id": format!("re_test_{}", fake.received().len()),
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": null,
+        "charge": null,
+        "created": 1_700_000_000,
+        "currency": "usd",
+        "description": null,
+        "failure_reason": null,
+        "metadata": {"orderId": form.get("metadata[orderId]")},
+        "payment_intent": intent,
+        "reason": null,
+        "receipt_number": null,
+        "source_transfer_reversal": null,
+        "status": "succeeded",
+        "transfer_reversal": null
+    });
+    poem::Response::builder()
+        .content_type("application/json")
+        .body(body.to_string())
 }

@@ -56,6 +56,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "orders/draft.rs",
             "orders/expiry.rs",
             "payments/webhook.rs",
+            "payments/refunds.rs",
             "health/",
             "ops/",
             "protection/layers.rs",

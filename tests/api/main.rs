@@ -2,6 +2,7 @@
 //! database file, driven over real HTTP.
 #![recursion_limit = "256"]
 
+mod admin;
 mod auth;
 mod catalogue;
 mod cli;
