@@ -10,6 +10,7 @@ use crate::catalogue::api::CatalogueApi;
 use crate::health::api::HealthApi;
 use crate::orders::api::OrdersApi;
 use crate::payments::api::PaymentsApi;
+use crate::tutors::api::TutorsApi;
 
 /// Every domain's operations.
 pub type Apis = (
@@ -19,6 +20,7 @@ pub type Apis = (
     CatalogueApi,
     OrdersApi,
     PaymentsApi,
+    TutorsApi,
     AdminApi,
 );
 
@@ -34,6 +36,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             CatalogueApi,
             OrdersApi,
             PaymentsApi,
+            TutorsApi,
             AdminApi,
         ),
         "WeMaster API",
@@ -130,7 +133,8 @@ fn order_tags(doc: &mut Value) {
 }
 
 /// Path parameters get an example that exists on a freshly seeded database,
-/// so "Try it out" starts filled: the first demo offering's slug and id.
+/// so "Try it out" starts filled: the first demo offering's slug and id
+/// (its students' page too).
 /// Orders have none to name: a fresh database holds none.
 fn add_path_examples(doc: &mut Value) {
     use crate::ids::{EXAMPLE_OFFERING_SLUG, demo_offering_id};
@@ -138,7 +142,9 @@ fn add_path_examples(doc: &mut Value) {
         return;
     };
     for (path, item) in paths.iter_mut() {
-        let offering = path.as_str().is_some_and(|p| p.starts_with("/offerings/"));
+        let offering = path
+            .as_str()
+            .is_some_and(|p| p.starts_with("/offerings/") || p.starts_with("/tutor/offerings/"));
         let parameters = item
             .as_mapping_mut()
             .into_iter()

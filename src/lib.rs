@@ -28,3 +28,4 @@ pub mod server;
 pub mod state;
 pub mod tags;
 pub mod text;
+pub mod tutors;

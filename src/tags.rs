@@ -16,21 +16,24 @@ pub enum ApiTags {
     Orders,
     /// Payment provider webhooks and received payments.
     Payments,
+    /// A tutor's sales, students and totals.
+    Tutors,
     /// Accounts.
     Users,
     /// Liveness, readiness and the health report.
     Health,
-    /// Admin-only views.
+    /// Admin-only views and actions.
     Admin,
 }
 
 impl ApiTags {
     /// Every tag, in the order the spec lists them.
-    pub const READING_ORDER: [ApiTags; 7] = [
+    pub const READING_ORDER: [ApiTags; 8] = [
         ApiTags::Auth,
         ApiTags::Catalogue,
         ApiTags::Orders,
         ApiTags::Payments,
+        ApiTags::Tutors,
         ApiTags::Users,
         ApiTags::Health,
         ApiTags::Admin,

@@ -190,7 +190,8 @@ impl OrdersApi {
     /// List orders
     ///
     /// The caller's own orders, newest first; an ADMIN sees everyone's and
-    /// may filter by buyer. Paged like the catalogue.
+    /// may filter by buyer. Paged like the catalogue. A tutor's sales (the
+    /// orders of their offerings) are at `GET /tutor/sales`.
     #[oai(path = "/orders", method = "get", operation_id = "listOrders")]
     #[allow(clippy::too_many_arguments)]
     async fn list(

@@ -103,6 +103,7 @@ pub fn of_operation(operation_id: &str) -> Option<Policy> {
         // Signing out and reading one's own account are never rationed.
         "logout" | "getMe" | "getProfile" => READ,
         "listOfferings" | "getOffering" | "listOrders" | "getOrder" | "listMyEnrollments" => READ,
+        "listMySales" | "listMyTotals" | "listOfferingStudents" => READ,
         "createOffering" | "updateOffering" | "publishOffering" | "archiveOffering"
         | "draftOrder" | "cancelOrder" => WRITE,
         "listUsers" | "exportOrders" | "listPayments" | "listOutbox" | "getReconciliation"

@@ -44,6 +44,7 @@ async fn sections_come_in_reading_order_and_path_parameters_are_filled() {
             "Catalogue",
             "Orders",
             "Payments",
+            "Tutors",
             "Users",
             "Health",
             "Admin"

@@ -44,6 +44,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "orders/",
             "payments/",
             "admin/",
+            "tutors/",
             "demo.rs",
         ],
     ),

@@ -21,3 +21,4 @@ mod protection;
 mod replication;
 mod seats;
 mod seed;
+mod tutors;
