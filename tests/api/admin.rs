@@ -306,3 +306,121 @@ async fn a_suspended_account_cannot_sign_in_and_its_sessions_end() {
         .collect();
     assert_eq!(actions, [json!("user.reinstate"), json!("user.suspend")]);
 }
+
+/// A published GROUP offering of the demo tutor with one seat: (id,
+/// variant id, slug).
+async fn one_seat_class(app: &TestApp, title: &str) -> (String, String, String) {
+    let tutor = app.token_of("tutor@test.com").await;
+    let created: Value = app
+        .post_as(
+            &tutor,
+            "/api/v1/offerings",
+            &json!({"type": "GROUP", "title": title, "variants": [
+                {"name": "The seat", "price": 5000, "currency": "usd", "capacity": 1}]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    let publish = app
+        .post_as(
+            &tutor,
+            &format!("/api/v1/offerings/{id}/publish"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(publish.status(), 200);
+    let variant = created["variants"][0]["id"].as_str().unwrap().to_string();
+    (id, variant, created["slug"].as_str().unwrap().to_string())
+}
+
+async fn seats_left(app: &TestApp, slug: &str) -> Value {
+    let offering: Value = app
+        .get(&format!("/api/v1/offerings/{slug}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    offering["variants"][0]["seatsLeft"].clone()
+}
+
+#[tokio::test]
+async fn a_late_payment_for_a_full_class_ends_refunded_never_enrolled() {
+    let fake = FakeStripe::start().await;
+    let app = stripe_app(&fake).await;
+    let (offering, variant, slug) = one_seat_class(&app, "Full class").await;
+    let body = json!({"offeringId": offering, "variantId": variant, "quantity": 1});
+    let late = app.token_of("student1@test.com").await;
+    let late_order: Value = app.draft(&late, &body, None).await.json().await.unwrap();
+    // The hold expires; someone else takes the seat and pays.
+    let skipped = std::time::Duration::from_secs(31 * 60);
+    app.clock.advance(skipped);
+    let on_time = app.token_of("student2@test.com").await;
+    let resp = app.draft(&on_time, &body, None).await;
+    assert_eq!(resp.status(), 201, "the expired hold freed the seat");
+    let paid: Value = resp.json().await.unwrap();
+    let now = crate::helpers::now() + skipped.as_secs() as i64;
+    let secret = crate::helpers::webhook_secret();
+    let ack = app
+        .deliver_at(&completed("evt_on_time", &paid), &secret, now)
+        .await;
+    assert_eq!(ack.status(), 200);
+    // The first buyer's payment arrives after all.
+    let ack: Value = app
+        .deliver_at(&completed("evt_too_late", &late_order), &secret, now)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ack["outcome"], "PAYMENT_FOR_CLOSED_ORDER");
+    let refunds: Vec<_> = fake
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/v1/refunds")
+        .collect();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(
+        refunds[0].form["payment_intent"],
+        format!("pi_{}", late_order["id"].as_str().unwrap())
+    );
+    // Its access token expired meanwhile: sign in again to look.
+    let late = app.token_of("student1@test.com").await;
+    assert_eq!(app.enrollments(&late).await.as_array().unwrap().len(), 0);
+    assert_eq!(app.enrollments(&on_time).await.as_array().unwrap().len(), 1);
+    assert_eq!(seats_left(&app, &slug).await, 0, "one seat, one student");
+}
+
+#[tokio::test]
+async fn an_admin_refund_frees_the_seat_and_shows_in_reconciliation() {
+    let app = spawn_app().await;
+    let (offering, variant, slug) = one_seat_class(&app, "Refunded seat").await;
+    let body = json!({"offeringId": offering, "variantId": variant, "quantity": 1});
+    let student = app.token_of("student3@test.com").await;
+    let order: Value = app.draft(&student, &body, None).await.json().await.unwrap();
+    app.deliver(&completed("evt_seat_then_refund", &order))
+        .await;
+    assert_eq!(seats_left(&app, &slug).await, 0);
+    let admin = app.token_of("admin@test.com").await;
+    let id = order["id"].as_str().unwrap();
+    let resp = app
+        .post_as(
+            &admin,
+            &format!("/api/v1/admin/orders/{id}/refund"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(seats_left(&app, &slug).await, 1, "the seat is free again");
+    let report = app.reconciliation().await;
+    let refunded = report["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["status"] == "REFUNDED")
+        .expect("a refunded order in the totals");
+    assert!(refunded["count"].as_u64().unwrap() >= 1);
+    assert_eq!(app.audit_of(&admin, id).await[0]["action"], "order.refund");
+    let another = app.token_of("student4@test.com").await;
+    assert_eq!(app.draft(&another, &body, None).await.status(), 201);
+}
