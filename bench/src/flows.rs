@@ -90,6 +90,11 @@ pub enum Flow {
     CatalogueList,
     /// `POST /api/v1/orders/draft` in a closed loop, after one login.
     OrderDraft,
+    /// The same, only of variants with a capacity (seats held, a buyer's
+    /// earlier hold replaced).
+    OrderDraftLimited,
+    /// The same, only of variants without a capacity.
+    OrderDraftUnlimited,
     /// `POST /api/v1/auth/login` in a closed loop.
     Login,
     /// `GET /livez` in a closed loop: the framework's own ceiling.
@@ -108,7 +113,9 @@ impl Flow {
                 RECONCILIATION,
             ],
             Flow::CatalogueList => &["catalogue list"],
-            Flow::OrderDraft => &["order draft"],
+            Flow::OrderDraft | Flow::OrderDraftLimited | Flow::OrderDraftUnlimited => {
+                &["order draft"]
+            }
             Flow::Login => &[LOGIN_SCENARIO],
             Flow::Livez => &["livez"],
         }
@@ -126,7 +133,9 @@ impl Flow {
                 "GET /api/v1/orders",
             ],
             Flow::CatalogueList => &["GET /api/v1/offerings"],
-            Flow::OrderDraft => &["POST /api/v1/orders/draft"],
+            Flow::OrderDraft | Flow::OrderDraftLimited | Flow::OrderDraftUnlimited => {
+                &["POST /api/v1/orders/draft"]
+            }
             Flow::Login => &["POST /api/v1/auth/login"],
             Flow::Livez => &["GET /livez"],
         }
@@ -161,6 +170,12 @@ impl Flow {
             Flow::OrderDraft => scenario!("max order draft")
                 .register_transaction(transaction!(order_setup).set_name("setup").set_on_start())
                 .register_transaction(transaction!(order_draft).set_name("order draft")),
+            Flow::OrderDraftLimited => scenario!("max order draft, limited")
+                .register_transaction(transaction!(order_setup).set_name("setup").set_on_start())
+                .register_transaction(transaction!(order_draft_limited).set_name("order draft")),
+            Flow::OrderDraftUnlimited => scenario!("max order draft, unlimited")
+                .register_transaction(transaction!(order_setup).set_name("setup").set_on_start())
+                .register_transaction(transaction!(order_draft_unlimited).set_name("order draft")),
             Flow::Login => scenario!("max login")
                 .register_transaction(transaction!(login).set_name(LOGIN_SCENARIO)),
             Flow::Livez => {
@@ -608,13 +623,28 @@ async fn order_setup(user: &mut GooseUser) -> TransactionResult {
 /// Max: order drafts alone. Lists the catalogue again only while it has none,
 /// so a failing setup still sends requests rather than spinning.
 async fn order_draft(user: &mut GooseUser) -> TransactionResult {
+    order_draft_of(user, |_| true).await
+}
+
+/// Drafts of variants with a capacity only.
+async fn order_draft_limited(user: &mut GooseUser) -> TransactionResult {
+    order_draft_of(user, |o| o.seats_left.is_some()).await
+}
+
+/// Drafts of variants without a capacity only.
+async fn order_draft_unlimited(user: &mut GooseUser) -> TransactionResult {
+    order_draft_of(user, |o| o.seats_left.is_none()).await
+}
+
+async fn order_draft_of(user: &mut GooseUser, keep: fn(&Offering) -> bool) -> TransactionResult {
     let known = session(user).offerings.clone();
     let offerings = if known.is_empty() {
         list_offerings(user).await?
     } else {
         known
     };
-    draft_order(user, &offerings).await
+    let chosen: Vec<Offering> = offerings.iter().filter(|o| keep(o)).cloned().collect();
+    draft_order(user, &chosen).await
 }
 
 /// The ceiling: `GET /livez`, which touches nothing.

@@ -163,6 +163,18 @@ impl Profile {
                     15,
                 ),
                 closed(
+                    "max-order-limited",
+                    "POST /api/v1/orders/draft alone, of variants with a capacity",
+                    Flow::OrderDraftLimited,
+                    15,
+                ),
+                closed(
+                    "max-order-unlimited",
+                    "POST /api/v1/orders/draft alone, of variants without one",
+                    Flow::OrderDraftUnlimited,
+                    15,
+                ),
+                closed(
                     "max-login",
                     "POST /api/v1/auth/login alone",
                     Flow::Login,
