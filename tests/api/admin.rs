@@ -7,14 +7,9 @@ use crate::fake_stripe::FakeStripe;
 use crate::helpers::{TestApp, completed, problem, spawn_app, spawn_app_with};
 
 impl TestApp {
-    async fn post_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+    async fn refund(&self, admin: &str, order_id: &str, body: &Value) -> reqwest::Response {
+        let path = format!("/api/v1/admin/orders/{order_id}/refund");
+        self.post_as(admin, &path, body).await
     }
 
     /// A student's order of the first listed offering, paid.
@@ -123,13 +118,7 @@ async fn a_stripe_refund_goes_through_the_refund_api_once_per_request() {
     let student = app.token_of("student@test.com").await;
     let order = app.paid_order(&student, "evt_stripe_refund").await;
     let id = order["id"].as_str().unwrap();
-    let resp = app
-        .post_as(
-            &admin,
-            &format!("/api/v1/admin/orders/{id}/refund"),
-            &json!({}),
-        )
-        .await;
+    let resp = app.refund(&admin, id, &json!({})).await;
     assert_eq!(resp.status(), 200);
     let sent: Vec<_> = fake
         .received()
@@ -156,14 +145,7 @@ async fn a_payment_for_a_closed_order_is_refunded_automatically_and_never_enroll
     let student = app.token_of("student@test.com").await;
     let order = app.draft_first(&student).await;
     let id = order["id"].as_str().unwrap();
-    let resp = app
-        .client
-        .post(app.url(&format!("/api/v1/orders/{id}/cancel")))
-        .bearer_auth(&student)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(app.cancel(&student, id).await.status(), 200);
     let ack = app.deliver(&completed("evt_late_payment", &order)).await;
     assert_eq!(ack["outcome"], "PAYMENT_FOR_CLOSED_ORDER");
     let refunds: Vec<_> = fake
@@ -311,38 +293,19 @@ async fn a_suspended_account_cannot_sign_in_and_its_sessions_end() {
 /// variant id, slug).
 async fn one_seat_class(app: &TestApp, title: &str) -> (String, String, String) {
     let tutor = app.token_of("tutor@test.com").await;
-    let created: Value = app
-        .post_as(
+    let created = app
+        .published(
             &tutor,
-            "/api/v1/offerings",
             &json!({"type": "GROUP", "title": title, "variants": [
                 {"name": "The seat", "price": 5000, "currency": "usd", "capacity": 1}]}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_string();
-    let publish = app
-        .post_as(
-            &tutor,
-            &format!("/api/v1/offerings/{id}/publish"),
-            &json!({}),
-        )
         .await;
-    assert_eq!(publish.status(), 200);
-    let variant = created["variants"][0]["id"].as_str().unwrap().to_string();
-    (id, variant, created["slug"].as_str().unwrap().to_string())
-}
-
-async fn seats_left(app: &TestApp, slug: &str) -> Value {
-    let offering: Value = app
-        .get(&format!("/api/v1/offerings/{slug}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    offering["variants"][0]["seatsLeft"].clone()
+    let text = |v: &Value| v.as_str().unwrap().to_string();
+    (
+        text(&created["id"]),
+        text(&created["variants"][0]["id"]),
+        text(&created["slug"]),
+    )
 }
 
 #[tokio::test]
@@ -388,7 +351,7 @@ async fn a_late_payment_for_a_full_class_ends_refunded_never_enrolled() {
     let late = app.token_of("student1@test.com").await;
     assert_eq!(app.enrollments(&late).await.as_array().unwrap().len(), 0);
     assert_eq!(app.enrollments(&on_time).await.as_array().unwrap().len(), 1);
-    assert_eq!(seats_left(&app, &slug).await, 0, "one seat, one student");
+    assert_eq!(app.seats_left(&slug).await, 0, "one seat, one student");
 }
 
 #[tokio::test]
@@ -400,18 +363,12 @@ async fn an_admin_refund_frees_the_seat_and_shows_in_reconciliation() {
     let order: Value = app.draft(&student, &body, None).await.json().await.unwrap();
     app.deliver(&completed("evt_seat_then_refund", &order))
         .await;
-    assert_eq!(seats_left(&app, &slug).await, 0);
+    assert_eq!(app.seats_left(&slug).await, 0);
     let admin = app.token_of("admin@test.com").await;
     let id = order["id"].as_str().unwrap();
-    let resp = app
-        .post_as(
-            &admin,
-            &format!("/api/v1/admin/orders/{id}/refund"),
-            &json!({}),
-        )
-        .await;
+    let resp = app.refund(&admin, id, &json!({})).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(seats_left(&app, &slug).await, 1, "the seat is free again");
+    assert_eq!(app.seats_left(&slug).await, 1, "the seat is free again");
     let report = app.reconciliation().await;
     let refunded = report["totals"]
         .as_array()

@@ -205,6 +205,46 @@ impl TestApp {
             .expect("request")
     }
 
+    /// POST `body` as JSON with `token`.
+    pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST /orders/{id}/cancel as `token`.
+    pub async fn cancel(&self, token: &str, id: &str) -> reqwest::Response {
+        let path = format!("/api/v1/orders/{id}/cancel");
+        self.post_as(token, &path, &json!({})).await
+    }
+
+    /// Creates `offering` as `tutor` and publishes it: the created offering.
+    pub async fn published(&self, tutor: &str, offering: &Value) -> Value {
+        let resp = self.post_as(tutor, "/api/v1/offerings", offering).await;
+        assert_eq!(resp.status(), 201, "offering created");
+        let created: Value = resp.json().await.unwrap();
+        let id = created["id"].as_str().unwrap();
+        let path = format!("/api/v1/offerings/{id}/publish");
+        let resp = self.post_as(tutor, &path, &json!({})).await;
+        assert_eq!(resp.status(), 200, "offering published");
+        created
+    }
+
+    /// The `seatsLeft` the catalogue shows for an offering's first variant.
+    pub async fn seats_left(&self, slug: &str) -> Value {
+        let offering: Value = self
+            .get(&format!("/api/v1/offerings/{slug}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        offering["variants"][0]["seatsLeft"].clone()
+    }
+
     pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

@@ -501,29 +501,14 @@ async fn overdue_pending_orders_read_as_expired_and_cannot_be_paid() {
 /// variant; returns its id.
 async fn published_offering(app: &TestApp, title: &str, variant: &str) -> String {
     let tutor = app.token_of("tutor@test.com").await;
-    let created: Value = app
-        .client
-        .post(app.url("/api/v1/offerings"))
-        .bearer_auth(&tutor)
-        .json(&json!({"type": "RECORDED", "title": title,
-                      "variants": [{"name": variant, "price": 100, "currency": "usd"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"]
-        .as_str()
-        .expect("offering created")
-        .to_string();
-    app.client
-        .post(app.url(&format!("/api/v1/offerings/{id}/publish")))
-        .bearer_auth(&tutor)
-        .send()
-        .await
-        .unwrap();
-    id
+    let created = app
+        .published(
+            &tutor,
+            &json!({"type": "RECORDED", "title": title,
+                    "variants": [{"name": variant, "price": 100, "currency": "usd"}]}),
+        )
+        .await;
+    created["id"].as_str().unwrap().to_string()
 }
 
 /// The rows of the admin's CSV export.

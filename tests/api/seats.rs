@@ -8,38 +8,24 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, completed, problem, refunded, spawn_app};
 
-/// A published GROUP offering with one variant of `capacity` seats: its
-/// id, its variant's id and its slug.
+/// A published GROUP offering of the demo tutor with one variant of
+/// `capacity` seats: its id, its variant's id and its slug.
 async fn group_class(app: &TestApp, title: &str, capacity: i64) -> (String, String, String) {
     let tutor = app.token_of("tutor@test.com").await;
-    let created: Value = app
-        .client
-        .post(app.url("/api/v1/offerings"))
-        .bearer_auth(&tutor)
-        .json(&json!({"type": "GROUP", "title": title, "variants": [
-            {"name": "Evening class", "price": 3000, "currency": "usd", "capacity": capacity}
-        ]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"]
-        .as_str()
-        .expect("offering created")
-        .to_string();
-    let resp = app
-        .client
-        .post(app.url(&format!("/api/v1/offerings/{id}/publish")))
-        .bearer_auth(&tutor)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let variant = created["variants"][0]["id"].as_str().unwrap().to_string();
-    let slug = created["slug"].as_str().unwrap().to_string();
-    (id, variant, slug)
+    let created = app
+        .published(
+            &tutor,
+            &json!({"type": "GROUP", "title": title, "variants": [
+                {"name": "Evening class", "price": 3000, "currency": "usd", "capacity": capacity}
+            ]}),
+        )
+        .await;
+    let text = |v: &Value| v.as_str().unwrap().to_string();
+    (
+        text(&created["id"]),
+        text(&created["variants"][0]["id"]),
+        text(&created["slug"]),
+    )
 }
 
 /// `n` new student accounts' access tokens.
@@ -59,24 +45,13 @@ fn item(offering: &str, variant: &str, quantity: i64) -> Value {
     json!({"offeringId": offering, "variantId": variant, "quantity": quantity})
 }
 
-/// The seats left the catalogue shows for the offering's first variant.
-async fn seats_left(app: &TestApp, slug: &str) -> Value {
-    let offering: Value = app
-        .get(&format!("/api/v1/offerings/{slug}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    offering["variants"][0]["seatsLeft"].clone()
-}
-
 #[tokio::test]
 async fn twelve_students_racing_for_a_class_of_three_get_three_seats() {
     let app = spawn_app().await;
     for round in 0..3 {
         let (offering, variant, slug) =
             group_class(&app, &format!("Racing class {round}"), 3).await;
-        assert_eq!(seats_left(&app, &slug).await, 3);
+        assert_eq!(app.seats_left(&slug).await, 3);
         let tokens = students(&app, &format!("racer{round}-"), 12).await;
         let body = item(&offering, &variant, 1);
         let answers =
@@ -96,16 +71,12 @@ async fn twelve_students_racing_for_a_class_of_three_get_three_seats() {
             }
         }
         assert_eq!(sold.len(), 3, "round {round}: three seats, three orders");
-        assert_eq!(
-            seats_left(&app, &slug).await,
-            0,
-            "the cached detail follows"
-        );
+        assert_eq!(app.seats_left(&slug).await, 0, "the cached detail follows");
         for (i, order) in sold.iter().enumerate() {
             app.deliver(&completed(&format!("evt_race_{round}_{i}"), order))
                 .await;
         }
-        assert_eq!(seats_left(&app, &slug).await, 0, "paid seats stay taken");
+        assert_eq!(app.seats_left(&slug).await, 0, "paid seats stay taken");
     }
     let enrolled: i64 = rusqlite::Connection::open(&app.db_path)
         .unwrap()
@@ -128,7 +99,7 @@ async fn a_quantity_beyond_the_seats_left_is_refused_with_the_seats_left() {
         .draft(&tokens[0], &item(&offering, &variant, 2), None)
         .await;
     assert_eq!(resp.status(), 201);
-    assert_eq!(seats_left(&app, &slug).await, 1);
+    assert_eq!(app.seats_left(&slug).await, 1);
     let body = problem(
         app.draft(&tokens[1], &item(&offering, &variant, 2), None)
             .await,
@@ -142,7 +113,7 @@ async fn a_quantity_beyond_the_seats_left_is_refused_with_the_seats_left() {
         .draft(&tokens[1], &item(&offering, &variant, 1), None)
         .await;
     assert_eq!(resp.status(), 201);
-    assert_eq!(seats_left(&app, &slug).await, 0);
+    assert_eq!(app.seats_left(&slug).await, 0);
 }
 
 #[tokio::test]
@@ -171,7 +142,7 @@ async fn seats_come_back_on_cancel_on_replacement_and_on_expiry() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(seats_left(&app, &slug).await, 1);
+    assert_eq!(app.seats_left(&slug).await, 1);
 
     // Replaced: the same buyer drafting again holds one seat, not two.
     let held: Value = app
@@ -184,7 +155,7 @@ async fn seats_come_back_on_cancel_on_replacement_and_on_expiry() {
     assert_eq!(again.status(), 201, "the newer draft replaces the older");
     let replaced = app.order(&tokens[1], held["id"].as_str().unwrap()).await;
     assert_eq!(replaced["status"], "CANCELLED");
-    assert_eq!(seats_left(&app, &slug).await, 0);
+    assert_eq!(app.seats_left(&slug).await, 0);
 
     // Expired: past the hold, the seat is free before any sweep runs.
     problem(app.draft(&tokens[2], &body, None).await, 409).await;
@@ -208,9 +179,9 @@ async fn a_refund_gives_the_seat_back() {
         .await
         .unwrap();
     app.deliver(&completed("evt_seat_paid", &order)).await;
-    assert_eq!(seats_left(&app, &slug).await, 0);
+    assert_eq!(app.seats_left(&slug).await, 0);
     app.deliver(&refunded("evt_seat_refunded", &order)).await;
-    assert_eq!(seats_left(&app, &slug).await, 1);
+    assert_eq!(app.seats_left(&slug).await, 1);
     let resp = app
         .draft(&tokens[1], &item(&offering, &variant, 1), None)
         .await;
@@ -240,9 +211,9 @@ async fn a_capacity_cannot_go_below_the_seats_taken_and_raising_it_frees_places(
     let body = problem(resize(1).await.unwrap(), 409).await;
     assert_eq!(body["code"], "CAPACITY_BELOW_TAKEN");
     assert!(body["detail"].as_str().unwrap().starts_with("2 seats"));
-    assert_eq!(seats_left(&app, &slug).await, 1, "nothing changed");
+    assert_eq!(app.seats_left(&slug).await, 1, "nothing changed");
     assert_eq!(resize(2).await.unwrap().status(), 200);
-    assert_eq!(seats_left(&app, &slug).await, 0);
+    assert_eq!(app.seats_left(&slug).await, 0);
     problem(
         app.draft(&tokens[2], &item(&offering, &variant, 1), None)
             .await,
@@ -250,7 +221,7 @@ async fn a_capacity_cannot_go_below_the_seats_taken_and_raising_it_frees_places(
     )
     .await;
     assert_eq!(resize(4).await.unwrap().status(), 200);
-    assert_eq!(seats_left(&app, &slug).await, 2);
+    assert_eq!(app.seats_left(&slug).await, 2);
     let resp = app
         .draft(&tokens[2], &item(&offering, &variant, 1), None)
         .await;

@@ -8,30 +8,16 @@ use crate::helpers::{TestApp, completed, problem, spawn_app};
 /// A published GROUP offering of `tutor` with one variant of `capacity`
 /// seats: (offering id, variant id).
 async fn class_of(app: &TestApp, tutor: &str, title: &str, capacity: i64) -> (String, String) {
-    let created: Value = app
-        .client
-        .post(app.url("/api/v1/offerings"))
-        .bearer_auth(tutor)
-        .json(&json!({"type": "GROUP", "title": title, "variants": [
-            {"name": "Saturday", "price": 2000, "currency": "usd", "capacity": capacity}
-        ]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_string();
-    app.client
-        .post(app.url(&format!("/api/v1/offerings/{id}/publish")))
-        .bearer_auth(tutor)
-        .send()
-        .await
-        .unwrap();
-    (
-        id,
-        created["variants"][0]["id"].as_str().unwrap().to_string(),
-    )
+    let created = app
+        .published(
+            tutor,
+            &json!({"type": "GROUP", "title": title, "variants": [
+                {"name": "Saturday", "price": 2000, "currency": "usd", "capacity": capacity}
+            ]}),
+        )
+        .await;
+    let text = |v: &Value| v.as_str().unwrap().to_string();
+    (text(&created["id"]), text(&created["variants"][0]["id"]))
 }
 
 /// `student` drafts one seat of the variant; paid when `event` is given.
