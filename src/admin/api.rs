@@ -3,6 +3,7 @@
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use serde_json::json;
 
@@ -22,7 +23,7 @@ pub struct AdminApi;
 
 /// How much of a paid order to send back.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct RefundRequest {
     /// Minor units; absent: all that is left of the payment.
     #[oai(validator(minimum(value = "1"), maximum(value = "100000000000")))]
@@ -31,8 +32,21 @@ pub struct RefundRequest {
 
 /// An account's new role.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct RoleRequest {
     pub role: Role,
+}
+
+impl Example for RefundRequest {
+    fn example() -> Self {
+        RefundRequest { amount: Some(1500) }
+    }
+}
+
+impl Example for RoleRequest {
+    fn example() -> Self {
+        RoleRequest { role: Role::Tutor }
+    }
 }
 
 /// What an admin does to an account.
