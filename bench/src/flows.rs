@@ -427,6 +427,10 @@ async fn draft_order(user: &mut GooseUser, offerings: &[Offering]) -> Transactio
         .filter(|o| o.seats_left != Some(0))
         .collect();
     if open.is_empty() {
+        // Nothing to send: pause, so that a closed loop of users that all
+        // find nothing does not spin without yielding and starve the
+        // runtime (goose could then never end the phase).
+        tokio::time::sleep(Duration::from_millis(100)).await;
         return Err(custom(
             "GET /offerings: no offering with id, slug and variants[0].id and seats left",
         ));

@@ -143,7 +143,21 @@ impl Profile {
             Profile::Smoke => vec![paced_mix(SMOKE_PLAN), ceiling(3)],
             // Its attacks are sequences of requests, not goose phases.
             Profile::Abuse => Vec::new(),
+            // Drafts of variants with a capacity first: the mix pays orders,
+            // which fills the demo classes.
             Profile::Max => vec![
+                closed(
+                    "max-order-limited",
+                    "POST /api/v1/orders/draft alone, of variants with a capacity",
+                    Flow::OrderDraftLimited,
+                    15,
+                ),
+                closed(
+                    "max-order-unlimited",
+                    "POST /api/v1/orders/draft alone, of variants without one",
+                    Flow::OrderDraftUnlimited,
+                    15,
+                ),
                 closed(
                     "max-mix",
                     "the original mix, no sleeps",
@@ -160,18 +174,6 @@ impl Profile {
                     "max-order",
                     "POST /api/v1/orders/draft alone",
                     Flow::OrderDraft,
-                    15,
-                ),
-                closed(
-                    "max-order-limited",
-                    "POST /api/v1/orders/draft alone, of variants with a capacity",
-                    Flow::OrderDraftLimited,
-                    15,
-                ),
-                closed(
-                    "max-order-unlimited",
-                    "POST /api/v1/orders/draft alone, of variants without one",
-                    Flow::OrderDraftUnlimited,
                     15,
                 ),
                 closed(
