@@ -365,7 +365,12 @@ impl Config {
     /// machine runs before the secrets are in place).
     pub fn validate_serving(&self) -> Result<(), ConfigError> {
         let p = &self.payments;
-        let checks: [(&str, bool, &str); 3] = [
+        let checks: [(&str, bool, &str); 4] = [
+            (
+                "orders.pending_ttl_seconds",
+                p.provider != PaymentProvider::Stripe || self.orders.pending_ttl_seconds >= 1_800,
+                "must be at least 1800 when payments.provider = \"stripe\": a Checkout Session expires with its order's hold, and Stripe keeps a session open for 30 minutes at least",
+            ),
             (
                 "payments.stripe_secret_key",
                 p.provider != PaymentProvider::Stripe || !p.stripe_secret_key.is_empty(),

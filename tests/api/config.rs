@@ -538,3 +538,23 @@ fn checkpoints_are_wemasters_or_litestreams_and_nothing_else() {
     assert!(msg.contains("database.checkpoints"), "{msg}");
     assert!(msg.contains("\"litestream\""), "{msg}");
 }
+
+#[test]
+fn with_stripe_an_order_holds_its_seats_as_long_as_a_checkout_session_lasts() {
+    let dir = tempfile::tempdir().unwrap();
+    let stripe = [
+        ("WEMASTER_PAYMENTS__PROVIDER", "stripe"),
+        ("WEMASTER_PAYMENTS__STRIPE_SECRET_KEY", "sk_test_123"),
+        ("WEMASTER_PAYMENTS__WEBHOOK_SECRET", "whsec_our_own"),
+        ("WEMASTER_ORDERS__PENDING_TTL_SECONDS", "600"),
+    ];
+    let (status, _, stderr) = run_binary(dir.path(), &["config"], &stripe);
+    assert_eq!(status, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("orders.pending_ttl_seconds") && stderr.contains("1800"),
+        "{stderr}"
+    );
+    let (status, _, stderr) = run_binary(dir.path(), &["config"], &stripe[..3]);
+    assert_eq!(status, 0, "the default, 30 minutes, is enough: {stderr}");
+}
