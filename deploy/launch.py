@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Waits until a wemaster server this process or a shell started is ready:
-GET /readyz answers 200. The one readiness wait of the scripts in contract/
-and deploy/ (the bench binary has its own, in Rust, which also times it).
+GET /readyz answers 200. The one readiness wait of every tool that starts a
+server: the bench binary (which times it), contract/ and deploy/.
 
 From a shell, after starting the server in the background:
 
@@ -38,7 +38,8 @@ def wait_ready(base, exited, log, seconds=60):
     while time.monotonic() < deadline:
         status = exited()
         if status is not None:
-            raise SystemExit(f"the server exited ({status}) before it was ready; its log:\n{tail(log)}")
+            how = "" if status == "gone" else f" ({status})"
+            raise SystemExit(f"the server exited{how} before it was ready; its log:\n{tail(log)}")
         try:
             with _HTTP.open(f"{base}/readyz", timeout=1) as resp:
                 if resp.status == 200:

@@ -82,7 +82,6 @@ pub async fn run(setup: Setup<'_>) -> Result<bool> {
         None,
         metrics_port,
         setup.out_dir.join("server.log"),
-        &client,
     )
     .await?;
     let server = &mut fresh.server;

@@ -179,7 +179,6 @@ async fn run(args: Args) -> Result<bool> {
         &config_path,
         Some(limits),
         out_dir.join("server.log"),
-        &client,
     )
     .await?;
     let (server, ready) = (&mut fresh.server, fresh.ready);

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -88,9 +88,8 @@ pub async fn start_fresh(
     config: &Path,
     limits: Option<bool>,
     log: PathBuf,
-    client: &reqwest::Client,
 ) -> Result<Fresh> {
-    start_fresh_with(binary, config, limits, 0, log, client).await
+    start_fresh_with(binary, config, limits, 0, log).await
 }
 
 /// [`start_fresh`] with `/metrics` on `metrics_port` (0: any free port,
@@ -101,7 +100,6 @@ pub async fn start_fresh_with(
     limits: Option<bool>,
     metrics_port: u16,
     log: PathBuf,
-    client: &reqwest::Client,
 ) -> Result<Fresh> {
     let workdir = tempfile::Builder::new()
         .prefix("wemaster-bench-")
@@ -117,7 +115,7 @@ pub async fn start_fresh_with(
         log,
         workdir: workdir.path(),
     })?;
-    let ready = server.wait_ready(client).await?;
+    let ready = server.wait_ready().await?;
     Ok(Fresh {
         server,
         ready,
@@ -193,39 +191,26 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    /// Polls GET /readyz until it answers 200; fails when the server exits
-    /// or takes longer than [`READY_TIMEOUT`].
-    pub async fn wait_ready(&mut self, client: &reqwest::Client) -> Result<Duration> {
+    /// Waits until GET /readyz answers 200 through `deploy/launch.py`, the
+    /// one readiness wait of every tool that starts a server (the bench,
+    /// contract/, deploy/); fails with the end of the log when the server
+    /// exits first or takes longer than [`READY_TIMEOUT`].
+    pub async fn wait_ready(&mut self) -> Result<Duration> {
         let started = Instant::now();
-        let url = format!("{}/readyz", self.base_url());
-        loop {
-            if let Some(status) = self.exited()? {
-                bail!(
-                    "the server exited ({status}) before it was ready; its log:\n{}",
-                    tail(&self.log, 20)
-                );
-            }
-            if let Ok(response) = client.get(&url).send().await
-                && response.status().is_success()
-            {
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() > READY_TIMEOUT {
-                bail!(
-                    "the server did not answer /readyz with 200 within {} s; its log:\n{}",
-                    READY_TIMEOUT.as_secs(),
-                    tail(&self.log, 20)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let launch = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/launch.py");
+        let mut wait = Command::new("python3");
+        wait.arg(launch)
+            .args(["wait", &self.base_url(), &self.pid.to_string()])
+            .arg(&self.log)
+            .arg(READY_TIMEOUT.as_secs().to_string());
+        let out = tokio::task::spawn_blocking(move || wait.output())
+            .await
+            .context("waiting for the server")?
+            .context("running python3 deploy/launch.py")?;
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
         }
-    }
-
-    fn exited(&mut self) -> Result<Option<ExitStatus>> {
-        match self.child.as_mut() {
-            Some(child) => Ok(child.try_wait()?),
-            None => bail!("the server was already stopped"),
-        }
+        Ok(started.elapsed())
     }
 
     /// The peak resident set size so far, in bytes (VmHWM).
@@ -300,11 +285,4 @@ fn terminate(pid: u32) {
         // The child is ours and not yet reaped, so the pid is still its own.
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
-}
-
-/// The last `lines` lines of a file, for error messages.
-pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

@@ -21,7 +21,6 @@ mod stuffing;
 mod summary;
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -69,15 +68,11 @@ pub struct AbuseRun {
 /// Starts the server with the shipped limits, runs the three parts, stops
 /// it, judges, prints and writes summary.txt and summary.json.
 pub async fn run(setup: Setup<'_>) -> Result<bool> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
     let mut fresh = server::start_fresh(
         setup.binary,
         setup.config,
         Some(true),
         setup.out_dir.join("server.log"),
-        &client,
     )
     .await?;
     let server = &mut fresh.server;
