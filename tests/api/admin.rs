@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::fake_stripe::FakeStripe;
-use crate::helpers::{TestApp, completed, problem, spawn_app, spawn_app_with};
+use crate::fake_stripe::{FakeStripe, stripe_app};
+use crate::helpers::{TestApp, completed, problem, spawn_app};
 
 impl TestApp {
     async fn refund(&self, admin: &str, order_id: &str, body: &Value) -> reqwest::Response {
@@ -97,17 +97,6 @@ async fn only_admins_refund_and_only_paid_orders() {
         404,
     )
     .await;
-}
-
-async fn stripe_app(fake: &FakeStripe) -> TestApp {
-    let base = fake.base_url();
-    spawn_app_with(move |c| {
-        c.payments.provider = wemaster::config::PaymentProvider::Stripe;
-        c.payments.stripe_secret_key = wemaster::config::Secret::new("sk_test_fake");
-        c.payments.stripe_api_base = base;
-        c.payments.stripe_timeout_ms = 300;
-    })
-    .await
 }
 
 #[tokio::test]

@@ -12,6 +12,8 @@ use poem::web::{Data, Form, Json, Path};
 use poem::{EndpointExt, Request, Route, Server, handler, post};
 use serde_json::{Value, json};
 
+use crate::helpers::{TestApp, spawn_app_with};
+
 /// How the fake answers session creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -72,6 +74,22 @@ impl FakeStripe {
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
+}
+
+/// A server with the stripe provider, its client pointed at `fake`.
+pub async fn stripe_app(fake: &FakeStripe) -> TestApp {
+    stripe_app_at(fake.base_url()).await
+}
+
+/// A server whose Stripe client talks to `base`.
+pub async fn stripe_app_at(base: String) -> TestApp {
+    spawn_app_with(move |c| {
+        c.payments.provider = wemaster::config::PaymentProvider::Stripe;
+        c.payments.stripe_secret_key = wemaster::config::Secret::new("sk_test_fake");
+        c.payments.stripe_api_base = base;
+        c.payments.stripe_timeout_ms = 300;
+    })
+    .await
 }
 
 fn record(fake: &FakeStripe, req: &Request, form: HashMap<String, String>) {

@@ -2,10 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::fake_stripe::{FakeStripe, Mode};
+use crate::fake_stripe::{FakeStripe, Mode, stripe_app, stripe_app_at};
 use crate::helpers::{
-    TestApp, completed, event, now, problem, refund_by_intent, refunded, spawn_app, spawn_app_with,
-    webhook_secret,
+    completed, event, now, problem, refund_by_intent, refunded, spawn_app, webhook_secret,
 };
 
 #[tokio::test]
@@ -339,21 +338,6 @@ async fn the_bench_shape_of_payment_intent_succeeded_pays_an_order() {
         .await;
     assert_eq!(ack["outcome"], "APPLIED");
     assert_eq!(app.order(&token, id).await["status"], "PAID");
-}
-
-async fn stripe_app(fake: &FakeStripe) -> TestApp {
-    stripe_app_at(fake.base_url()).await
-}
-
-/// A server whose Stripe client talks to `base`.
-async fn stripe_app_at(base: String) -> TestApp {
-    spawn_app_with(move |c| {
-        c.payments.provider = wemaster::config::PaymentProvider::Stripe;
-        c.payments.stripe_secret_key = wemaster::config::Secret::new("sk_test_fake");
-        c.payments.stripe_api_base = base;
-        c.payments.stripe_timeout_ms = 300;
-    })
-    .await
 }
 
 #[tokio::test]
