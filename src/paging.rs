@@ -1,8 +1,22 @@
 //! Paging of list endpoints: `page` (>= 1) and `limit` (1..=100) query
 //! parameters in, `X-Total-Count` and an RFC 8288 `Link` header out, the way
-//! GitHub's API does.
+//! GitHub's API does; and the `from`/`to` bounds of a listed period.
 
 use crate::error::Error;
+
+/// A `from` or `to` query parameter: absent when missing or empty, else
+/// an RFC 3339 time in the stored form (UTC, milliseconds), so it compares
+/// with stored stamps as text; 400 naming `name` otherwise.
+pub fn time_bound(name: &str, value: Option<&str>) -> Result<Option<String>, Error> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            crate::clock::parse(v)
+                .map(crate::clock::format)
+                .ok_or_else(|| Error::validation(name, format!("{name} must be an RFC 3339 time")))
+        })
+        .transpose()
+}
 
 /// Largest page size a client may ask for.
 pub const MAX_LIMIT: u32 = 100;

@@ -15,7 +15,7 @@ use crate::auth::{BearerAuth, Caller, repo as auth_repo};
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
 use crate::orders::model::Order;
-use crate::paging::{Page, Paged};
+use crate::paging::{Page, Paged, time_bound};
 use crate::state::AppState;
 use crate::tags::ApiTags;
 
@@ -192,13 +192,9 @@ impl AdminApi {
     > {
         auth.0.require_role(&[Role::Admin])?;
         let now = state.clock.now();
-        let parse = |name: &str, value: Option<String>, default: time::OffsetDateTime| match value
-            .filter(|v| !v.is_empty())
-        {
-            Some(v) => crate::clock::parse(&v)
-                .map(crate::clock::format)
-                .ok_or_else(|| Error::validation(name, format!("{name} must be an RFC 3339 time"))),
-            None => Ok(crate::clock::format(default)),
+        let parse = |name: &str, value: Option<String>, default: time::OffsetDateTime| {
+            time_bound(name, value.as_deref())
+                .map(|at| at.unwrap_or_else(|| crate::clock::format(default)))
         };
         // `to` defaults a little past now so orders made this millisecond count.
         let to = parse("to", to.0, now + time::Duration::seconds(1))?;

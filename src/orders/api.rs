@@ -13,7 +13,7 @@ use crate::auth::BearerAuth;
 use crate::auth::model::Role;
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
-use crate::paging::{Page, Paged};
+use crate::paging::{Page, Paged, time_bound};
 use crate::state::AppState;
 use crate::tags::ApiTags;
 
@@ -101,12 +101,9 @@ fn filters(
         query.push(("status", status));
     }
     for (name, value, slot) in [("from", from, &mut filter.from), ("to", to, &mut filter.to)] {
-        if let Some(value) = value.filter(|v| !v.is_empty()) {
-            let at = crate::clock::parse(&value).ok_or_else(|| {
-                Error::validation(name, format!("{name} must be an RFC 3339 time"))
-            })?;
-            *slot = Some(crate::clock::format(at));
-            query.push((name, value));
+        if let Some(at) = time_bound(name, value.as_deref())? {
+            *slot = Some(at);
+            query.push((name, value.unwrap_or_default()));
         }
     }
     if let Some(q) = q.map(|q| q.trim().to_string()).filter(|q| !q.is_empty()) {

@@ -12,7 +12,7 @@ use crate::auth::model::{Principal, Role};
 use crate::catalogue::repo as catalogue;
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
-use crate::paging::{Page, Paged};
+use crate::paging::{Page, Paged, time_bound};
 use crate::state::AppState;
 use crate::tags::ApiTags;
 
@@ -29,18 +29,6 @@ fn tutor_of(principal: &Principal, tutor_id: Option<String>) -> Result<String, E
         )),
         _ => Ok(principal.user_id.clone()),
     }
-}
-
-/// An optional RFC 3339 bound, normalised.
-fn bound(name: &str, value: Option<String>) -> Result<Option<String>, Error> {
-    value
-        .filter(|v| !v.is_empty())
-        .map(|v| {
-            crate::clock::parse(&v)
-                .map(crate::clock::format)
-                .ok_or_else(|| Error::validation(name, format!("{name} must be an RFC 3339 time")))
-        })
-        .transpose()
 }
 
 #[OpenApi(tag = "ApiTags::Tutors")]
@@ -81,7 +69,10 @@ impl TutorsApi {
     > {
         let tutor = tutor_of(&auth.0, tutor_id.0)?;
         let page = Page::new(page.0, limit.0)?;
-        let (from, to) = (bound("from", from.0)?, bound("to", to.0)?);
+        let (from, to) = (
+            time_bound("from", from.0.as_deref())?,
+            time_bound("to", to.0.as_deref())?,
+        );
         let offering = offering_id.0.filter(|o| !o.is_empty());
         let mut query: Vec<(&str, String)> = Vec::new();
         for (name, value) in [("from", &from), ("to", &to), ("offeringId", &offering)] {
@@ -138,7 +129,10 @@ impl TutorsApi {
     > {
         let tutor = tutor_of(&auth.0, tutor_id.0)?;
         let period = period.0.unwrap_or(Period::Month);
-        let (from, to) = (bound("from", from.0)?, bound("to", to.0)?);
+        let (from, to) = (
+            time_bound("from", from.0.as_deref())?,
+            time_bound("to", to.0.as_deref())?,
+        );
         let totals = state
             .db
             .read(move |conn| {
