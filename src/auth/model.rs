@@ -313,4 +313,10 @@ impl Principal {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// Whether this caller may act on what `owner_id` owns: it is that
+    /// account, or an admin.
+    pub fn acts_for(&self, owner_id: &str) -> bool {
+        self.is_admin() || self.user_id == owner_id
+    }
 }

@@ -364,7 +364,7 @@ impl OrdersApi {
             .db
             .read(move |conn| Ok(repo::order_by_id(conn, &id, &now)?))
             .await?
-            .filter(|o| auth.0.is_admin() || o.user_id == auth.0.user_id)
+            .filter(|o| auth.0.acts_for(&o.user_id))
             .ok_or_else(|| Error::not_found("no such order"))?;
         Ok(Json(order))
     }
@@ -399,7 +399,7 @@ impl OrdersApi {
                 let mut tx = OrderTx::begin(conn, &cache)?;
                 let now = clock.stamp();
                 let order = repo::order_by_id(&tx, &id, &now)?
-                    .filter(|o| principal.is_admin() || o.user_id == principal.user_id)
+                    .filter(|o| principal.acts_for(&o.user_id))
                     .ok_or_else(|| Error::not_found("no such order"))?;
                 if !matches!(
                     tx.apply(&order, Transition::Cancel, &now)?,

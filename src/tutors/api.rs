@@ -175,7 +175,7 @@ impl TutorsApi {
             .read(move |conn| {
                 let (owner, _) = catalogue::owner_of(conn, &id)?
                     .ok_or_else(|| Error::not_found("no such offering"))?;
-                if !principal.is_admin() && owner != principal.user_id {
+                if !principal.acts_for(&owner) {
                     return Err(Error::forbidden(
                         "only the offering's tutor or an admin sees its students",
                     ));
