@@ -101,7 +101,7 @@ pub async fn run(setup: Setup<'_>) -> Result<bool> {
             let passed = run_k6(&k6, &setup, &server.base_url()).await?;
             let line = usage.finish(server);
             println!("{line}");
-            write(&setup.out_dir.join("server.txt"), &format!("{line}\n"))?;
+            crate::write(&setup.out_dir.join("server.txt"), &format!("{line}\n"))?;
             let metrics = client
                 .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
                 .send()
@@ -109,7 +109,7 @@ pub async fn run(setup: Setup<'_>) -> Result<bool> {
             if let Ok(response) = metrics
                 && let Ok(text) = response.text().await
             {
-                write(&setup.out_dir.join("metrics.txt"), &text)?;
+                crate::write(&setup.out_dir.join("metrics.txt"), &text)?;
             }
             passed
         }
@@ -241,8 +241,4 @@ fn cpu_ticks(pid: u32) -> u64 {
             .unwrap_or(0)
     };
     field(11) + field(12)
-}
-
-fn write(path: &Path, contents: &str) -> Result<()> {
-    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
