@@ -76,6 +76,7 @@ impl Application {
             config.server.public_url.trim_end_matches('/').to_string()
         };
         let payments = PaymentGateway::from_config(&config.payments, &public_url)?;
+        let mail = crate::mail::Mailer::new(&config.mail).map_err(anyhow::Error::msg)?;
         if config.payments.provider == crate::config::PaymentProvider::Dev
             && !config.server.loopback_only()
         {
@@ -96,6 +97,7 @@ impl Application {
                 clock.clone(),
             ),
             payments,
+            mail,
             public_url,
             metrics: if config.metrics.enabled {
                 crate::metrics::install()
@@ -162,6 +164,7 @@ impl Application {
             tokio::spawn(crate::orders::expiry::sweep_expired(self.state.clone())),
             tokio::spawn(crate::ops::backup::scheduled(self.state.clone())),
             tokio::spawn(crate::health::keep_checking(self.state.clone())),
+            tokio::spawn(crate::mail::delivery::deliver(self.state.clone())),
         ];
         if let Some(handle) = self.state.metrics.clone() {
             background.push(tokio::spawn(async move {
@@ -335,6 +338,10 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .at("/", get(root_index))
         .at("/favicon.ico", get(favicon))
         .at("/reset-password", get(crate::auth::reset_page::page))
+        .at(
+            "/verify-email",
+            get(crate::auth::verify_page::show).post(crate::auth::verify_page::confirm),
+        )
         .at("/checkout/dev/:session", get(dev_checkout::page))
         .at("/checkout/dev/:session/pay", post(dev_checkout::pay))
         .at("/checkout/dev/:session/cancel", post(dev_checkout::cancel))

@@ -43,6 +43,11 @@ impl Clock {
         format(self.now() + ahead)
     }
 
+    /// The instant `behind` before now, formatted like [`stamp`](Self::stamp).
+    pub fn stamp_ago(&self, behind: std::time::Duration) -> String {
+        format(self.now() - behind)
+    }
+
     /// Seconds since the Unix epoch.
     pub fn unix(&self) -> i64 {
         self.now().unix_timestamp()

@@ -113,7 +113,7 @@ pub fn seed(db: &Db, hasher: &PasswordHasher) -> Result<SeedReport, Error> {
     let new_users: Vec<NewUser> = missing
         .into_iter()
         .zip(hashes)
-        .map(|(account, password_hash)| account.hashed(password_hash, &clock))
+        .map(|(account, password_hash)| account.hashed(password_hash, &clock).verified())
         .collect();
 
     db.write_blocking(|conn| {

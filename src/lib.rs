@@ -18,6 +18,7 @@ pub mod error;
 pub mod health;
 pub mod ids;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod ops;
 pub mod orders;

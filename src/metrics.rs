@@ -22,6 +22,10 @@ pub const DB_POOL_WAIT: &str = "wemaster_db_pool_wait_seconds";
 pub const DB_STATEMENT: &str = "wemaster_db_statement_seconds";
 pub const WEBHOOK_EVENTS: &str = "wemaster_webhook_events_total";
 pub const ORDER_TRANSITIONS: &str = "wemaster_order_transitions_total";
+pub const MAIL_MESSAGES: &str = "wemaster_mail_messages_total";
+pub const MAIL_QUEUED: &str = "wemaster_mail_queued";
+pub const MAIL_DEAD: &str = "wemaster_mail_dead";
+pub const MAIL_OLDEST_UNSENT: &str = "wemaster_mail_oldest_unsent_seconds";
 pub const BUILD_INFO: &str = "wemaster_build_info";
 
 /// Latency buckets in seconds: 50 µs to 10 s.
@@ -85,4 +89,18 @@ pub fn render(handle: &PrometheusHandle) -> String {
 /// Records that an order moved between states.
 pub fn order_transition(from: &'static str, to: &'static str, count: u64) {
     metrics::counter!(ORDER_TRANSITIONS, "from" => from, "to" => to).increment(count);
+}
+
+/// Records what became of a mail attempt: `SENT`, `KEPT`, `FAILED` (to be
+/// tried again) or `DEAD` (given up).
+pub fn mail_outcome(kind: &'static str, outcome: &'static str) {
+    metrics::counter!(MAIL_MESSAGES, "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+/// Sets the queue's gauges: waiting and dead messages, and how long the
+/// oldest waiting one has waited.
+pub fn mail_queue(queued: u64, dead: u64, oldest_unsent_seconds: f64) {
+    metrics::gauge!(MAIL_QUEUED).set(queued as f64);
+    metrics::gauge!(MAIL_DEAD).set(dead as f64);
+    metrics::gauge!(MAIL_OLDEST_UNSENT).set(oldest_unsent_seconds);
 }

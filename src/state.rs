@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::db::lock::ServeLock;
 use crate::health::checks::LatestChecks;
+use crate::mail::Mailer;
 use crate::payments::provider::PaymentGateway;
 use crate::protection::admission::Admission;
 use crate::protection::limits::RateLimits;
@@ -50,6 +51,8 @@ pub struct App {
     pub lockout: LockoutPolicy,
     /// The configured payment provider.
     pub payments: PaymentGateway,
+    /// Renders and sends mail; its worker drains the queue.
+    pub mail: Mailer,
     /// Base URL clients reach this server at.
     pub public_url: String,
     /// Renders the Prometheus exposition; `None` when metrics are off.

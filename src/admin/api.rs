@@ -10,10 +10,12 @@ use serde_json::json;
 use super::audit::{self, Action, AuditEntry};
 use super::model::Reconciliation;
 use super::repo;
-use crate::auth::model::{OutboxMessage, Principal, Role, User};
+use crate::auth::model::{Principal, Role, User};
 use crate::auth::{BearerAuth, Caller, repo as auth_repo};
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
+use crate::mail::model::{MailStatus, OutboxMessage};
+use crate::mail::queue as mail_queue;
 use crate::orders::model::Order;
 use crate::paging::{Page, Paged, time_bound};
 use crate::state::AppState;
@@ -133,13 +135,17 @@ async fn change_account(
 impl AdminApi {
     /// Mail outbox (ADMIN)
     ///
-    /// Mail the server would have sent, newest first, such as password-reset
-    /// links. With no mail transport configured this is where they are read.
+    /// Every message, newest first: password-reset and verification links,
+    /// receipts, sale and refund notices, with where each stands (`QUEUED`,
+    /// `SENT`, `DEAD` with its last error, or `KEPT` with the `outbox`
+    /// transport, where this is where mail is read).
     #[oai(path = "/admin/outbox", method = "get", operation_id = "listOutbox")]
     async fn outbox(
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
+        /// Only messages in this state, e.g. `DEAD`.
+        status: Query<Option<MailStatus>>,
         /// Page number, from 1.
         #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
         page: Query<Option<i64>>,
@@ -154,15 +160,78 @@ impl AdminApi {
         let page = Page::new(page.0, limit.0)?;
         let (messages, total) = state
             .db
-            .read(move |conn| Ok(auth_repo::list_outbox(conn, page)?))
+            .read(move |conn| Ok(mail_queue::list(conn, status.0, page)?))
             .await?;
+        let status = status.0.map(|s| ("status", s.as_str().to_string()));
         Ok(Paged::new(
             messages,
             total,
             page,
             &crate::api_base::api_path("/admin/outbox"),
-            &[],
+            status.as_slice(),
         ))
+    }
+
+    /// Send a dead message again (ADMIN)
+    ///
+    /// Queues a `DEAD` message again, due now, its attempts counted afresh
+    /// (after the relay or the address was fixed). 409 `NOT_DEAD` for a
+    /// message that is not dead. Recorded in the audit log.
+    #[oai(
+        path = "/admin/outbox/:id/resend",
+        method = "post",
+        operation_id = "resendMail"
+    )]
+    async fn resend_mail(
+        &self,
+        req: &poem::Request,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The message's id.
+        id: Path<String>,
+    ) -> ApiResult<
+        Json<OutboxMessage>,
+        { TOO_MANY_REQUESTS | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | CONFLICT | SERVER },
+    > {
+        auth.0.require_role(&[Role::Admin])?;
+        let admin = auth.0.user_id.clone();
+        let address = Caller::of(req, &state).address();
+        let clock = state.clock.clone();
+        let message = state
+            .db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let now = clock.stamp();
+                let before = mail_queue::message(&tx, &id.0)?
+                    .ok_or_else(|| Error::not_found("no such message"))?;
+                if !mail_queue::resend(&tx, &id.0, &now)? {
+                    return Err(Error::conflict(
+                        "NOT_DEAD",
+                        format!(
+                            "the message is {}; only a DEAD message is sent again",
+                            before.status.as_str()
+                        ),
+                    ));
+                }
+                audit::record(
+                    &tx,
+                    &Action {
+                        actor_id: &admin,
+                        address: &address,
+                        action: "mail.resend",
+                        target: &id.0,
+                        detail: json!({"kind": before.kind, "lastError": before.last_error}),
+                        at: &now,
+                    },
+                )?;
+                let after = mail_queue::message(&tx, &id.0)?
+                    .ok_or_else(|| Error::internal(anyhow::anyhow!("message vanished")))?;
+                tx.commit()?;
+                Ok(after)
+            })
+            .await?;
+        state.mail.wake();
+        Ok(Json(message))
     }
 
     /// Reconciliation report (ADMIN)

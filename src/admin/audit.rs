@@ -18,7 +18,8 @@ pub struct AuditEntry {
     pub actor_id: String,
     /// The client address the action came from.
     pub address: String,
-    /// `order.refund`, `user.role`, `user.suspend` or `user.reinstate`.
+    /// `order.refund`, `user.role`, `user.suspend`, `user.reinstate` or
+    /// `mail.resend`.
     pub action: String,
     /// The order or account acted on.
     pub target: String,

@@ -9,6 +9,7 @@ use super::model::{NewUser, Role, check_new_password, display_name, normalize_em
 use super::repo;
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::mail::model::Locale;
 use crate::text::Text;
 
 /// A new account as asked for, checked; its password still to be hashed.
@@ -16,6 +17,8 @@ pub struct NewAccount {
     pub email: String,
     pub name: Option<String>,
     pub role: Role,
+    /// The language of the account's mail.
+    pub locale: Locale,
     password: String,
 }
 
@@ -35,6 +38,7 @@ impl NewAccount {
             email,
             name,
             role,
+            locale: Locale::En,
             password,
         })
     }
@@ -54,6 +58,8 @@ impl NewAccount {
             name: self.name,
             role: self.role,
             created_at: clock.stamp(),
+            locale: self.locale,
+            email_verified_at: None,
         }
     }
 }

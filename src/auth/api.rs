@@ -9,15 +9,18 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::accounts::{self, NewAccount};
+use super::mailings::{self, Asked};
 use super::model::{
     AuthResponse, ForgotPasswordRequest, LoginRequest, RefreshRequest, RegisterRequest,
-    ResetPasswordRequest, Role, TokenType, User, check_new_password, normalize_email,
+    ResetPasswordRequest, Role, TokenType, User, VerifyEmailRequest, check_new_password,
+    normalize_email,
 };
 use super::token::token_hash;
 use super::{BearerAuth, Caller, lockout, repo};
 use crate::error::declared::*;
 use crate::error::{ApiResult, Error};
 use crate::ids::random_token;
+use crate::mail::model::Locale;
 use crate::paging::{Page, Paged};
 use crate::state::AppState;
 use crate::tags::ApiTags;
@@ -66,7 +69,12 @@ impl AuthApi {
     ) -> ApiResult<Registered, { TOO_MANY_REQUESTS | JSON_BODY | CONFLICT | SERVER }> {
         let body = body.0;
         let role: Role = body.role.map_or(Role::Student, Into::into);
-        let account = NewAccount::check(&body.email, body.password.into_inner(), body.name, role)?;
+        let mut account =
+            NewAccount::check(&body.email, body.password.into_inner(), body.name, role)?;
+        account.locale = body.locale.unwrap_or_else(|| {
+            req.header(poem::http::header::ACCEPT_LANGUAGE)
+                .map_or(Locale::En, Locale::from_accept_language)
+        });
         let password_hash = state.hasher.hash(account.password().to_string()).await?;
         let user = account.hashed(password_hash, &state.clock);
         let refresh = random_token();
@@ -76,7 +84,8 @@ impl AuthApi {
         let sid = family.clone();
         let clock = state.clock.clone();
         let address = Caller::of(req, &state).address();
-        let user = state
+        let context = state.clone();
+        let (user, asked) = state
             .db
             .write(move |conn| {
                 let tx = conn.transaction()?;
@@ -93,10 +102,12 @@ impl AuthApi {
                 lockout::succeeded(&tx, &clock, &user.email, &address, &user.id)?;
                 let created = repo::user_by_id(&tx, &user.id)?
                     .ok_or_else(|| Error::internal(anyhow::anyhow!("user vanished")))?;
+                let asked = mailings::queue_verification(&tx, &context, &created)?;
                 tx.commit()?;
-                Ok(created)
+                Ok((created, asked))
             })
             .await?;
+        mailings::after(&state, &asked, "verification");
         Ok(Registered::Created(Json(session(
             &state, user, refresh, &sid,
         )?)))
@@ -311,9 +322,9 @@ impl AuthApi {
     /// Ask for a password reset
     ///
     /// Answers 202 whether or not an account has this email, so the answer
-    /// reveals nothing. When it has, a single-use reset link is mailed; with
-    /// no mail transport configured it is written to the log and to the
-    /// outbox (`GET /admin/outbox`).
+    /// reveals nothing. When it has, a single-use reset link is mailed (at
+    /// most `mail.per_recipient_per_hour` a hour); with the `outbox` mail
+    /// transport it is kept in the outbox (`GET /admin/outbox`).
     #[oai(
         path = "/auth/forgot-password",
         method = "post",
@@ -329,7 +340,7 @@ impl AuthApi {
         // whether the account exists.
         let state = state.clone();
         tokio::spawn(async move {
-            if let Err(e) = start_password_reset(&state, email).await {
+            if let Err(e) = mailings::start_password_reset(&state, email).await {
                 tracing::error!(error = ?e, "password reset could not be started");
             }
         });
@@ -385,6 +396,69 @@ impl AuthApi {
             )
             .with_field("token")
             .into())
+        }
+    }
+
+    /// Verify an email address
+    ///
+    /// Proves the account's address is its holder's, with the token from
+    /// the link mailed at sign-up; `emailVerified` becomes true. The token
+    /// works once and expires (`auth.verify_token_ttl_seconds`).
+    #[oai(
+        path = "/auth/verify-email",
+        method = "post",
+        operation_id = "verifyEmail"
+    )]
+    async fn verify_email(
+        &self,
+        state: Data<&AppState>,
+        body: Json<VerifyEmailRequest>,
+    ) -> ApiResult<NoContent, { TOO_MANY_REQUESTS | JSON_BODY | SERVER }> {
+        match mailings::verify_email(&state, &body.0.token).await? {
+            Some(user_id) => {
+                state.sessions.forget_account(&user_id);
+                Ok(NoContent::Done)
+            }
+            None => Err(Error::bad_request(
+                "VERIFY_TOKEN_INVALID",
+                "the verification token is invalid, expired or already used",
+            )
+            .with_field("token")
+            .into()),
+        }
+    }
+
+    /// Mail the verification link again
+    ///
+    /// Sends the signed-in account a new verification link (the earlier
+    /// ones keep working until they expire). 409 `EMAIL_ALREADY_VERIFIED`
+    /// when there is nothing to verify; 429 past
+    /// `mail.per_recipient_per_hour` links in an hour.
+    #[oai(
+        path = "/auth/resend-verification",
+        method = "post",
+        operation_id = "resendVerification"
+    )]
+    async fn resend_verification(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> ApiResult<Accepted, { TOO_MANY_REQUESTS | UNAUTHORIZED | CONFLICT | SERVER }> {
+        match mailings::resend_verification(&state, auth.0.user_id.clone()).await? {
+            Asked::Queued => Ok(Accepted::Accepted),
+            Asked::OverBound => Err(Error::too_many_requests(
+                format!(
+                    "at most {} verification mails an hour; try again later",
+                    state.config.mail.per_recipient_per_hour
+                ),
+                3_600,
+            )
+            .into()),
+            Asked::Nothing => Err(Error::conflict(
+                "EMAIL_ALREADY_VERIFIED",
+                "this account's email address is already verified",
+            )
+            .into()),
         }
     }
 }
@@ -495,57 +569,4 @@ async fn current_user(state: &AppState, auth: &BearerAuth) -> Result<User, Error
         .read(move |conn| Ok(repo::user_by_id(conn, &id)?))
         .await?
         .ok_or_else(|| Error::unauthorized("AUTH_TOKEN_INVALID", "the account no longer exists"))
-}
-
-/// Creates a reset token for the account with `email`, if there is one, and
-/// puts the link in the outbox.
-async fn start_password_reset(state: &AppState, email: String) -> Result<(), Error> {
-    let token = random_token();
-    let hash = token_hash(&token);
-    let ttl = state.config.auth.reset_token_ttl_seconds;
-    let link = if state.config.auth.reset_link.is_empty() {
-        format!("{}/reset-password?token={token}", state.public_url)
-    } else {
-        state.config.auth.reset_link.replace("{token}", &token)
-    };
-    let body = format!(
-        "Someone asked to reset the password of this WeMaster account.\n\
-         To choose a new password, open {link}\n\
-         The link works once and expires in {} minutes. If it was not you, ignore this mail.",
-        ttl.div_ceil(60)
-    );
-    let recipient = email.clone();
-    let clock = state.clock.clone();
-    let created = state
-        .db
-        .write(move |conn| {
-            let tx = conn.transaction()?;
-            let Some(user_id) = repo::id_by_email(&tx, &email)? else {
-                return Ok(false);
-            };
-            let now = clock.stamp();
-            let expires = clock.stamp_in(Duration::from_secs(ttl));
-            repo::insert_password_reset(&tx, &user_id, &hash, &now, &expires)?;
-            repo::insert_outbox(
-                &tx,
-                "PASSWORD_RESET",
-                &email,
-                "Reset your WeMaster password",
-                &body,
-                &now,
-            )?;
-            tx.commit()?;
-            Ok(true)
-        })
-        .await?;
-    if created {
-        // API.md: with no mail transport, the link goes to the log as well.
-        // Never the link: whoever reads logs could take the account over.
-        tracing::info!(
-            recipient = %recipient,
-            "password reset mail kept in the outbox (GET {})",
-            crate::api_base::api_path("/admin/outbox")
-        );
-    }
-    Ok(())
 }

@@ -5,12 +5,14 @@ pub mod accounts;
 pub mod api;
 pub mod caller;
 pub mod lockout;
+pub mod mailings;
 pub mod model;
 pub mod password;
 pub mod repo;
 pub mod reset_page;
 pub mod sessions;
 pub mod token;
+pub mod verify_page;
 
 use poem::Request;
 use poem_openapi::SecurityScheme;

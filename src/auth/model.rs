@@ -1,6 +1,7 @@
 //! Account types.
 
 use crate::error::Error;
+use crate::mail::model::Locale;
 use crate::text::Text;
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
@@ -42,6 +43,19 @@ pub struct NewUser {
     pub name: Option<String>,
     pub role: Role,
     pub created_at: String,
+    /// The language of the account's mail.
+    pub locale: Locale,
+    /// When the address was proven the holder's; `None` until then.
+    pub email_verified_at: Option<String>,
+}
+
+impl NewUser {
+    /// Marks the address verified from the start: for accounts an operator
+    /// vouches for (`user create`, the demo seed).
+    pub fn verified(mut self) -> Self {
+        self.email_verified_at = Some(self.created_at.clone());
+        self
+    }
 }
 
 /// An account as the API shows it.
@@ -57,6 +71,11 @@ pub struct User {
     pub role: Role,
     /// When the account was created (RFC 3339, UTC).
     pub created_at: String,
+    /// Whether the holder proved the address theirs, through the link
+    /// mailed at sign-up (`POST /auth/verify-email`).
+    pub email_verified: bool,
+    /// The language of the account's mail: `en` or `zh-CN`.
+    pub locale: Locale,
     /// When an admin suspended the account, while it is suspended: it
     /// cannot sign in and its sessions have ended.
     #[oai(skip_serializing_if_is_none)]
@@ -71,6 +90,8 @@ impl Example for User {
             name: Some("Sam Student".into()),
             role: Role::Student,
             created_at: "2026-01-15T09:30:00.000Z".into(),
+            email_verified: true,
+            locale: Locale::En,
             suspended_at: None,
         }
     }
@@ -109,6 +130,9 @@ pub struct RegisterRequest {
     pub name: Option<Text>,
     /// STUDENT (default) or TUTOR.
     pub role: Option<RegisterRole>,
+    /// Language of the account's mail; default: from `Accept-Language`
+    /// (Chinese when it names Chinese first), else `en`.
+    pub locale: Option<Locale>,
 }
 
 impl Example for RegisterRequest {
@@ -118,6 +142,7 @@ impl Example for RegisterRequest {
             password: "correct horse battery".into(),
             name: Some("New Student".into()),
             role: Some(RegisterRole::Student),
+            locale: Some(Locale::En),
         }
     }
 }
@@ -179,6 +204,23 @@ pub struct ForgotPasswordRequest {
     pub email: Text,
 }
 
+/// Verify an email address.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", example)]
+pub struct VerifyEmailRequest {
+    /// The token from the verification link.
+    #[oai(validator(max_length = 512))]
+    pub token: Text,
+}
+
+impl Example for VerifyEmailRequest {
+    fn example() -> Self {
+        Self {
+            token: "Zx3mQ8rT1vN6pL0aK5sW9yB2cD7eF4gH".into(),
+        }
+    }
+}
+
 /// Finish a password reset.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", example)]
@@ -189,20 +231,6 @@ pub struct ResetPasswordRequest {
     /// 8 to 128 characters.
     #[oai(validator(min_length = 8, max_length = 128))]
     pub new_password: Text,
-}
-
-/// A mail the server would send; kept in the outbox when no mail transport
-/// is configured.
-#[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", example)]
-pub struct OutboxMessage {
-    pub id: String,
-    /// What the mail is for, e.g. `PASSWORD_RESET`.
-    pub kind: String,
-    pub recipient: String,
-    pub subject: String,
-    pub body: String,
-    pub created_at: String,
 }
 
 /// Normalizes and checks an email address: trimmed, lower-cased, a plausible
@@ -274,21 +302,6 @@ impl Example for ResetPasswordRequest {
         ResetPasswordRequest {
             token: "Zx3mQ8rT1vN6pL0aK5sW9yB2cD7eF4gH".into(),
             new_password: "a new long passphrase".into(),
-        }
-    }
-}
-
-impl Example for OutboxMessage {
-    fn example() -> Self {
-        OutboxMessage {
-            id: "01938a6e-7c3b-7d2e-9f41-2b6c8e0a1d55".into(),
-            kind: "PASSWORD_RESET".into(),
-            recipient: "student@test.com".into(),
-            subject: "Reset your WeMaster password".into(),
-            body:
-                "Open http://127.0.0.1:3002/reset-password?token=Zx3mQ8rT1vN6pL0aK5sW9yB2cD7eF4gH"
-                    .into(),
-            created_at: "2026-01-15T09:30:00.000Z".into(),
         }
     }
 }

@@ -1,11 +1,14 @@
-//! SQL for accounts, refresh tokens, password resets, settings and the outbox.
+//! SQL for accounts, refresh tokens, password resets, email verifications
+//! and settings.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::model::{NewUser, OutboxMessage, Role, User};
+use super::model::{NewUser, Role, User};
+use crate::mail::model::Locale;
 use crate::paging::{Page, like_pattern};
 
-const USER_COLUMNS: &str = "id, email, name, role, created_at, suspended_at";
+const USER_COLUMNS: &str =
+    "id, email, name, role, created_at, suspended_at, email_verified_at IS NOT NULL, locale";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = row.get(3)?;
@@ -16,14 +19,17 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         role: Role::parse(&role).unwrap_or(Role::Student),
         created_at: row.get(4)?,
         suspended_at: row.get(5)?,
+        email_verified: row.get(6)?,
+        locale: Locale::parse(&row.get::<_, String>(7)?),
     })
 }
 
 /// Only `accounts::insert` calls this: every account is made there.
 pub(super) fn insert_user(conn: &Connection, user: &NewUser) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at,
+                            locale, email_verified_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
     )?
     .execute(params![
         user.id,
@@ -31,7 +37,9 @@ pub(super) fn insert_user(conn: &Connection, user: &NewUser) -> rusqlite::Result
         user.password_hash,
         user.name,
         user.role.as_str(),
-        user.created_at
+        user.created_at,
+        user.locale.as_str(),
+        user.email_verified_at
     ])?;
     Ok(())
 }
@@ -51,7 +59,7 @@ pub fn credentials_by_email(
     conn.prepare_cached(&format!(
         "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1 COLLATE NOCASE"
     ))?
-    .query_row([email], |row| Ok((user_from_row(row)?, row.get(6)?)))
+    .query_row([email], |row| Ok((user_from_row(row)?, row.get(8)?)))
     .optional()
 }
 
@@ -266,6 +274,47 @@ pub fn void_password_resets(conn: &Connection, user_id: &str, now: &str) -> rusq
     Ok(())
 }
 
+pub fn insert_email_verification(
+    conn: &Connection,
+    user_id: &str,
+    token_hash: &str,
+    now: &str,
+    expires_at: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO email_verifications (token_hash, user_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![token_hash, user_id, now, expires_at])?;
+    Ok(())
+}
+
+/// Uses a verification token if it is unused and unexpired, and marks its
+/// account's address verified (keeping the first verification's time).
+/// Returns the account's id.
+pub fn consume_email_verification(
+    conn: &Connection,
+    token_hash: &str,
+    now: &str,
+) -> rusqlite::Result<Option<String>> {
+    let user_id: Option<String> = conn
+        .prepare_cached(
+            "UPDATE email_verifications SET used_at = ?2
+             WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2
+             RETURNING user_id",
+        )?
+        .query_row(params![token_hash, now], |row| row.get(0))
+        .optional()?;
+    if let Some(id) = &user_id {
+        conn.prepare_cached(
+            "UPDATE users SET email_verified_at = coalesce(email_verified_at, ?2), updated_at = ?2
+             WHERE id = ?1",
+        )?
+        .execute(params![id, now])?;
+    }
+    Ok(user_id)
+}
+
 pub fn setting(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?
         .query_row([key], |row| row.get(0))
@@ -285,48 +334,4 @@ pub fn setting_or_insert(
     )?
     .execute(params![key, value, now])?;
     setting(conn, key).map(|v| v.unwrap_or_else(|| value.to_string()))
-}
-
-pub fn insert_outbox(
-    conn: &Connection,
-    kind: &str,
-    recipient: &str,
-    subject: &str,
-    body: &str,
-    now: &str,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO outbox (id, kind, recipient, subject, body, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        crate::ids::new_id(),
-        kind,
-        recipient,
-        subject,
-        body,
-        now
-    ])?;
-    Ok(())
-}
-
-pub fn list_outbox(conn: &Connection, page: Page) -> rusqlite::Result<(Vec<OutboxMessage>, u64)> {
-    let total: i64 = conn.query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))?;
-    let messages = conn
-        .prepare_cached(
-            "SELECT id, kind, recipient, subject, body, created_at FROM outbox
-             ORDER BY created_at DESC, id DESC LIMIT ?1 OFFSET ?2",
-        )?
-        .query_map(params![page.limit, page.offset()], |row| {
-            Ok(OutboxMessage {
-                id: row.get(0)?,
-                kind: row.get(1)?,
-                recipient: row.get(2)?,
-                subject: row.get(3)?,
-                body: row.get(4)?,
-                created_at: row.get(5)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((messages, total as u64))
 }

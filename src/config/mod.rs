@@ -23,7 +23,7 @@ pub use values::{IpBlock, PaymentProvider, Secret, resolve_addr};
 const NOT_CONFIG_ENV: &[&str] = &["new_password", "config"];
 
 /// The sections of the configuration, as `Config` names them.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "server",
     "database",
     "health",
@@ -36,6 +36,7 @@ const SECTIONS: [&str; 12] = [
     "orders",
     "payments",
     "rate_limit",
+    "mail",
 ];
 
 /// Whether a `WEMASTER_*` variable (prefix removed, lower case) is meant as
@@ -64,6 +65,7 @@ pub struct Config {
     pub orders: OrdersConfig,
     pub payments: PaymentsConfig,
     pub rate_limit: RateLimitConfig,
+    pub mail: MailConfig,
 }
 
 /// Levels a log filter may name.
@@ -162,6 +164,8 @@ impl Config {
                 "health.litestream_socket",
                 &mut self.health.litestream_socket,
             ),
+            ("mail.dkim_key_file", &mut self.mail.dkim_key_file),
+            ("mail.templates_dir", &mut self.mail.templates_dir),
         ] {
             if path.as_os_str().is_empty() || path.is_absolute() {
                 continue;
@@ -181,7 +185,8 @@ impl Config {
             .serving_checks()
             .into_iter()
             .chain(self.budget_checks())
-            .chain(self.store_checks());
+            .chain(self.store_checks())
+            .chain(self.mail_checks());
         for (key, ok, why) in checks {
             if !ok {
                 return Err(self.invalid(key, &why));
@@ -355,6 +360,51 @@ impl Config {
                 300,
             ),
             at_least("auth.reset_token_ttl_seconds", a.reset_token_ttl_seconds, 1),
+            at_least(
+                "auth.verify_token_ttl_seconds",
+                a.verify_token_ttl_seconds,
+                60,
+            ),
+        ]
+    }
+
+    /// The rules of mail: a sender and relay lettre accepts, and sane
+    /// retry and bound figures.
+    fn mail_checks(&self) -> Vec<Check> {
+        let m = &self.mail;
+        vec![
+            (
+                "mail.from",
+                m.from.parse::<lettre::message::Mailbox>().is_ok(),
+                "must be an address, or a name and an address: \"WeMaster <no-reply@example.com>\"".into(),
+            ),
+            (
+                "mail.smtp_url",
+                m.transport != MailTransport::Smtp
+                    || lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(
+                        m.smtp_url.expose(),
+                    )
+                    .is_ok(),
+                "must be an SMTP URL when mail.transport = \"smtp\": smtp://host:25, smtp://user:pass@host:587?tls=required or smtps://user:pass@host:465".into(),
+            ),
+            (
+                "mail.dkim_key_file",
+                m.dkim_selector.is_empty() == m.dkim_key_file.as_os_str().is_empty(),
+                "and mail.dkim_selector go together: set both to sign mail, or neither".into(),
+            ),
+            between("mail.retry_base_seconds", m.retry_base_seconds, 1, 86_400),
+            between(
+                "mail.retry_max_seconds",
+                m.retry_max_seconds,
+                m.retry_base_seconds,
+                7 * 86_400,
+            ),
+            between("mail.max_attempts", m.max_attempts, 1, 1_000),
+            at_least("mail.give_up_after_seconds", m.give_up_after_seconds, 60),
+            between("mail.concurrency", m.concurrency, 1, 64),
+            between("mail.send_timeout_seconds", m.send_timeout_seconds, 1, 600),
+            at_least("mail.degraded_after_seconds", m.degraded_after_seconds, 1),
+            between("mail.per_recipient_per_hour", m.per_recipient_per_hour, 1, 1_000),
         ]
     }
 

@@ -249,6 +249,12 @@ pub struct AuthConfig {
     /// `server.public_url` (else `server.addr`) + `/reset-password?token=..`;
     /// production points it at the front end's page.
     pub reset_link: String,
+    /// Lifetime of an email-verification link.
+    pub verify_token_ttl_seconds: u64,
+    /// Link sent to verify an email address; `{token}` is replaced by the
+    /// token. Empty (the default): this server's own page, at
+    /// `server.public_url` (else `server.addr`) + `/verify-email?token=..`.
+    pub verify_link: String,
 }
 
 impl Default for AuthConfig {
@@ -267,6 +273,8 @@ impl Default for AuthConfig {
             reset_token_ttl_seconds: 30 * 60,
             session_recheck_seconds: 10,
             reset_link: String::new(),
+            verify_token_ttl_seconds: 3 * 24 * 3_600,
+            verify_link: String::new(),
         }
     }
 }
@@ -361,6 +369,9 @@ pub struct OrdersConfig {
     pub idempotency_ttl_seconds: u64,
     /// How often expired pending orders are swept to EXPIRED.
     pub expiry_sweep_seconds: u64,
+    /// Whether an account must have verified its email before it may buy
+    /// (403 `EMAIL_NOT_VERIFIED` on a draft until then).
+    pub require_verified_email: bool,
 }
 
 impl Default for OrdersConfig {
@@ -369,6 +380,7 @@ impl Default for OrdersConfig {
             pending_ttl_seconds: 30 * 60,
             idempotency_ttl_seconds: 24 * 3600,
             expiry_sweep_seconds: 30,
+            require_verified_email: false,
         }
     }
 }
@@ -493,6 +505,76 @@ impl Default for RateLimitConfig {
             login_unfamiliar_free_failures: 20,
             login_lockout_base_ms: 1_000,
             login_lockout_max_seconds: 900,
+        }
+    }
+}
+
+/// How mail leaves the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// Kept in the admin outbox (`GET /admin/outbox`) and named in the log;
+    /// nothing leaves the machine.
+    Outbox,
+    /// Delivered through the SMTP server of `mail.smtp_url`.
+    Smtp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// `outbox` (kept for an admin to read) or `smtp` (delivered).
+    pub transport: MailTransport,
+    /// SMTP relay: `smtp://host:25` (plain), `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS), `smtps://user:pass@host:465` (TLS from the first byte).
+    pub smtp_url: Secret,
+    /// Sender of every message: `Name <address>` or a bare address.
+    pub from: String,
+    /// DKIM selector (the `s=` tag; its public key is published at
+    /// `<selector>._domainkey.<from's domain>`); empty: mail is not signed.
+    pub dkim_selector: String,
+    /// PEM file of the DKIM private key (RSA or Ed25519), with `dkim_selector`.
+    pub dkim_key_file: PathBuf,
+    /// Folder whose `<locale>/<kind>.subject|txt|html` files replace the
+    /// built-in templates of the same name; empty: the built-in ones.
+    pub templates_dir: PathBuf,
+    /// Wait before the second attempt; each later wait doubles, with jitter.
+    pub retry_base_seconds: u64,
+    /// Longest wait between two attempts.
+    pub retry_max_seconds: u64,
+    /// Attempts before a message is given up (DEAD).
+    pub max_attempts: u32,
+    /// A message still unsent this long after it was queued is given up.
+    pub give_up_after_seconds: u64,
+    /// Messages handed to the SMTP server at once.
+    pub concurrency: usize,
+    /// Longest an SMTP exchange may take before the attempt counts as failed.
+    pub send_timeout_seconds: u64,
+    /// `/healthz` shows mail degraded while a message has waited longer than this.
+    pub degraded_after_seconds: u64,
+    /// Most messages of one kind a request may cause to one address in an
+    /// hour (password resets, verification links): past it, no more are
+    /// queued, so nobody can mail-bomb an address through this server.
+    pub per_recipient_per_hour: u32,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            transport: MailTransport::Outbox,
+            smtp_url: Secret::default(),
+            from: "WeMaster <no-reply@example.com>".into(),
+            dkim_selector: String::new(),
+            dkim_key_file: PathBuf::new(),
+            templates_dir: PathBuf::new(),
+            retry_base_seconds: 30,
+            retry_max_seconds: 3_600,
+            max_attempts: 20,
+            give_up_after_seconds: 2 * 24 * 3_600,
+            concurrency: 4,
+            send_timeout_seconds: 30,
+            degraded_after_seconds: 600,
+            per_recipient_per_hour: 5,
         }
     }
 }

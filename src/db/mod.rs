@@ -28,6 +28,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0007_sign_in_lockouts.sql")),
     M::up(include_str!("migrations/0008_seats.sql")),
     M::up(include_str!("migrations/0009_admin_actions.sql")),
+    M::up(include_str!("migrations/0010_mail.sql")),
 ];
 
 /// The schema version this binary writes.

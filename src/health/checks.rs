@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use super::model::{CacheCheck, DatabaseCheck, ReplicationCheck};
+use super::model::{CacheCheck, DatabaseCheck, MailCheck, ReplicationCheck};
 
 /// One round of checks.
 #[derive(Debug, Clone)]
@@ -15,6 +15,7 @@ pub struct Checks {
     pub database: DatabaseCheck,
     pub cache: CacheCheck,
     pub replication: Option<ReplicationCheck>,
+    pub mail: MailCheck,
     /// Resident memory in bytes, where the platform tells.
     pub rss_bytes: Option<u64>,
     /// When the round ended.

@@ -9,12 +9,14 @@ mod replication;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::MailTransport;
 use crate::db;
 use crate::protection::admission::{Lane, LevelFigures};
 use crate::state::AppState;
 use checks::Checks;
 use model::{
-    CacheCheck, CheckStatus, DatabaseCheck, Health, LoadCheck, Readiness, Services, SystemFigures,
+    CacheCheck, CheckStatus, DatabaseCheck, Health, LoadCheck, MailCheck, Readiness, Services,
+    SystemFigures,
 };
 
 /// How often the checks that touch something run.
@@ -55,6 +57,7 @@ async fn run_checks(state: &AppState) -> Checks {
             .await,
         )
     };
+    let mail = check_mail(state).await;
     let rss_bytes = tokio::task::spawn_blocking(crate::ops::system::rss_bytes)
         .await
         .ok()
@@ -63,6 +66,7 @@ async fn run_checks(state: &AppState) -> Checks {
         database,
         cache,
         replication,
+        mail,
         rss_bytes,
         made: Instant::now(),
     }
@@ -94,6 +98,7 @@ pub async fn report(state: &AppState) -> Health {
         .status
         .max(checks.cache.status)
         .max(load.status)
+        .max(checks.mail.status)
         .max(
             checks
                 .replication
@@ -110,6 +115,7 @@ pub async fn report(state: &AppState) -> Health {
             cache: checks.cache.clone(),
             replication: checks.replication.clone(),
             load,
+            mail: checks.mail.clone(),
         },
         system: SystemFigures {
             rss_bytes: checks.rss_bytes,
@@ -173,6 +179,58 @@ async fn check_database(state: &AppState) -> DatabaseCheck {
         status,
         response_time,
         message,
+    }
+}
+
+/// The mail queue's backlog, and the gauges that show it.
+async fn check_mail(state: &AppState) -> MailCheck {
+    let config = &state.config.mail;
+    let transport = match config.transport {
+        MailTransport::Outbox => "outbox",
+        MailTransport::Smtp => "smtp",
+    };
+    let figures = match state
+        .db
+        .read(|conn| Ok(crate::mail::queue::figures(conn)?))
+        .await
+    {
+        Ok(figures) => figures,
+        Err(e) => {
+            return MailCheck {
+                status: CheckStatus::Degraded,
+                transport: transport.into(),
+                queued: 0,
+                dead: 0,
+                oldest_unsent_seconds: None,
+                message: format!("cannot read the mail queue: {}", e.detail()),
+            };
+        }
+    };
+    let waited = figures
+        .oldest_unsent
+        .as_deref()
+        .and_then(crate::clock::parse)
+        .map(|queued| ((state.clock.now() - queued).as_seconds_f64()).max(0.0));
+    crate::metrics::mail_queue(figures.queued, figures.dead, waited.unwrap_or(0.0));
+    let late = waited.is_some_and(|s| s > config.degraded_after_seconds as f64);
+    MailCheck {
+        status: if late {
+            CheckStatus::Degraded
+        } else {
+            CheckStatus::Up
+        },
+        transport: transport.into(),
+        queued: figures.queued,
+        dead: figures.dead,
+        oldest_unsent_seconds: waited.map(|s| (s * 10.0).round() / 10.0),
+        message: if late {
+            format!(
+                "a message has waited longer than {} s: is the SMTP server reachable? (log: \"mail not sent\")",
+                config.degraded_after_seconds
+            )
+        } else {
+            "ok".into()
+        },
     }
 }
 

@@ -56,6 +56,27 @@ pub struct Services {
     /// Requests running and waiting for a turn; `degraded` while requests
     /// are being refused for capacity (shedding).
     pub load: LoadCheck,
+    /// The mail queue; `degraded` while a message has waited longer than
+    /// `mail.degraded_after_seconds`.
+    pub mail: MailCheck,
+}
+
+/// The mail queue. Never `down`: the server serves while mail waits.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MailCheck {
+    pub status: CheckStatus,
+    /// `outbox` (kept for admins) or `smtp` (delivered).
+    pub transport: String,
+    /// Messages waiting to be sent.
+    pub queued: u64,
+    /// Messages given up (`GET /admin/outbox?status=DEAD`).
+    pub dead: u64,
+    /// How long the oldest waiting message has waited, in seconds.
+    #[oai(skip_serializing_if_is_none)]
+    pub oldest_unsent_seconds: Option<f64>,
+    /// `ok`, or why the check is not `up`.
+    pub message: String,
 }
 
 /// Admission: requests running and waiting, in the general slots and in

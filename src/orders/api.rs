@@ -142,6 +142,9 @@ impl OrdersApi {
     /// with `seatsLeft`. A newer draft replaces the caller's pending order
     /// for the same variant with a capacity (that one is CANCELLED and its
     /// seats return), so nobody holds seats by drafting again.
+    ///
+    /// With `orders.require_verified_email`, an account whose email is not
+    /// verified gets 403 `EMAIL_NOT_VERIFIED`.
     #[oai(path = "/orders/draft", method = "post", operation_id = "draftOrder")]
     async fn draft(
         &self,
@@ -158,6 +161,7 @@ impl OrdersApi {
             TOO_MANY_REQUESTS
                 | JSON_BODY
                 | UNAUTHORIZED
+                | FORBIDDEN
                 | NOT_FOUND
                 | CONFLICT
                 | UNPROCESSABLE

@@ -232,6 +232,12 @@ fn write_draft(
     {
         return Ok((replayed, Vec::new()));
     }
+    if new.cfg.require_verified_email && !repo::email_verified(&tx, &r.user_id)? {
+        return Err(Error::forbidden_code(
+            "EMAIL_NOT_VERIFIED",
+            "verify your email address before buying: open the link mailed at sign-up, or ask for a new one (POST /api/v1/auth/resend-verification)",
+        ));
+    }
     let items = price(&tx, &r.wanted)?;
     let amount = items
         .iter()

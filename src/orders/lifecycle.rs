@@ -11,7 +11,9 @@
 //! sells no more); PAID enrolls the buyer, keeps the seats and applies a
 //! refund that came before the payment; CANCELLED, EXPIRED and FAILED give
 //! the seats back; REFUNDED marks the payment, revokes the enrollment and
-//! gives the seats back. When the seats left of a variant with a capacity
+//! gives the seats back. PAID mails the receipt and the tutors' sale
+//! notices, REFUNDED the refund notice, queued in the same transaction.
+//! When the seats left of a variant with a capacity
 //! change, the cached catalogue answers are dropped at the commit.
 
 use std::ops::Deref;
@@ -197,6 +199,7 @@ impl<'c> OrderTx<'c> {
     ) -> Result<Option<String>, Error> {
         seats::keep(&self.tx, order_id)?;
         repo::enroll(&self.tx, order_id, now)?;
+        super::mail::order_paid(&self.tx, order_id, now)?;
         let Some((full, refunded)) =
             payments::take_early_refunds(&self.tx, order_id, provider_ref, now)?
         else {
@@ -218,6 +221,7 @@ impl<'c> OrderTx<'c> {
 
     fn arrive_refunded(&mut self, order_id: &str, now: &str) -> Result<(), Error> {
         payments::mark_refunded(&self.tx, order_id, now)?;
+        super::mail::order_refunded(&self.tx, order_id, None, now)?;
         repo::revoke_enrollments(&self.tx, order_id, now)?;
         self.seats_changed |= seats::give_back(&self.tx, order_id)?;
         Ok(())

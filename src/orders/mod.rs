@@ -5,6 +5,7 @@ pub mod api;
 pub mod draft;
 pub mod expiry;
 pub mod lifecycle;
+pub mod mail;
 pub mod model;
 pub mod repo;
 mod seats;

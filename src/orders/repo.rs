@@ -142,6 +142,14 @@ pub fn session_of(conn: &Connection, id: &str) -> rusqlite::Result<Option<String
         .map(Option::flatten)
 }
 
+/// Whether the account proved its email address its own.
+pub fn email_verified(conn: &Connection, user_id: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT email_verified_at IS NOT NULL FROM users WHERE id = ?1")?
+        .query_row([user_id], |row| row.get(0))
+        .optional()
+        .map(|verified| verified.unwrap_or(false))
+}
+
 pub fn order_by_id(conn: &Connection, id: &str, now: &str) -> rusqlite::Result<Option<Order>> {
     let order = conn
         .prepare_cached(&format!(

@@ -69,7 +69,7 @@ pub async fn refund_order(
     let clock = state.clock.clone();
     let cache = state.cache.clone();
     let actor = admin.user_id.clone();
-    state
+    let refunded = state
         .db
         .write(move |conn| {
             let mut tx = OrderTx::begin(conn, &cache)?;
@@ -80,6 +80,8 @@ pub async fn refund_order(
             repo::set_refunded_amount(&tx, Some(&order_id), Some(&payment_ref), total, &now)?;
             if total >= paid {
                 tx.apply(&order, Transition::Refund, &now)?;
+            } else {
+                crate::orders::mail::order_refunded(&tx, &order_id, Some(amount), &now)?;
             }
             audit::record(
                 &tx,
@@ -103,7 +105,9 @@ pub async fn refund_order(
             tx.commit()?;
             Ok(order)
         })
-        .await
+        .await?;
+    state.mail.wake();
+    Ok(refunded)
 }
 
 /// Sends back a payment that arrived for order `order_id` after it closed

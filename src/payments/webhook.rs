@@ -290,6 +290,8 @@ pub async fn receive(
             Ok((false, outcome, applied.order_id))
         })
         .await?;
+    // A payment or refund may have queued a receipt or a notice.
+    state.mail.wake();
     metrics::counter!(crate::metrics::WEBHOOK_EVENTS, "type" => kind, "outcome" => outcome.as_str())
         .increment(1);
     if already {

@@ -90,6 +90,12 @@ pub fn of_operation(operation_id: &str) -> Option<Policy> {
             charge: Charge::ClientError,
             ..READ
         },
+        // A wrong token is a failure: guessing one is rationed per address.
+        "verifyEmail" => Policy {
+            credential: true,
+            charge: Charge::ClientError,
+            ..READ
+        },
         "refresh" => Policy {
             credential: true,
             charge: Charge::Unauthorized,
@@ -105,9 +111,10 @@ pub fn of_operation(operation_id: &str) -> Option<Policy> {
         "listOfferings" | "getOffering" | "listOrders" | "getOrder" | "listMyEnrollments" => READ,
         "listMySales" | "listMyTotals" | "listOfferingStudents" => READ,
         "createOffering" | "updateOffering" | "publishOffering" | "archiveOffering"
-        | "draftOrder" | "cancelOrder" => WRITE,
+        | "draftOrder" | "cancelOrder" | "resendVerification" => WRITE,
         "listUsers" | "exportOrders" | "listPayments" | "listOutbox" | "getReconciliation"
-        | "refundOrder" | "setUserRole" | "suspendUser" | "reinstateUser" | "listAuditLog" => ADMIN,
+        | "refundOrder" | "setUserRole" | "suspendUser" | "reinstateUser" | "listAuditLog"
+        | "resendMail" => ADMIN,
         "stripeWebhook" => Policy {
             charge: Charge::Never,
             ..READ

@@ -341,7 +341,11 @@ fn no_log_line_carries_a_reset_token() {
     let conn = rusqlite::Connection::open(dir.path().join("data/wemaster.db")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mail: String = loop {
-        let found = conn.query_row("SELECT body FROM outbox", [], |r| r.get(0));
+        let found = conn.query_row(
+            "SELECT body FROM mail WHERE kind = 'PASSWORD_RESET' AND body IS NOT NULL",
+            [],
+            |r| r.get(0),
+        );
         if let Ok(mail) = found {
             break mail;
         }

@@ -286,13 +286,26 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 
-    /// Reads the newest outbox mail through the admin API.
-    pub async fn latest_mail(&self) -> Value {
+    /// The newest mail of `kind` to `recipient`, once rendered, read
+    /// through the admin outbox (the delivery worker renders it just after
+    /// the request that queued it).
+    pub async fn mail_to(&self, recipient: &str, kind: &str) -> Value {
         let admin = self.token_of("admin@test.com").await;
-        let resp = self.get_with_token("/api/v1/admin/outbox", &admin).await;
-        assert_eq!(resp.status(), 200);
-        let mails: Value = resp.json().await.unwrap();
-        mails[0].clone()
+        for _ in 0..200 {
+            let resp = self
+                .get_with_token("/api/v1/admin/outbox?limit=100", &admin)
+                .await;
+            assert_eq!(resp.status(), 200);
+            let mails: Value = resp.json().await.unwrap();
+            let found = mails.as_array().unwrap().iter().find(|m| {
+                m["recipient"] == recipient && m["kind"] == kind && m["body"].is_string()
+            });
+            if let Some(mail) = found {
+                return mail.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("no {kind} mail to {recipient} in the outbox");
     }
 }
 

@@ -13,6 +13,7 @@ mod fake_stripe;
 mod health;
 mod helpers;
 mod layout;
+mod mail;
 mod migrations;
 mod ops;
 mod orders;

@@ -630,7 +630,8 @@ async fn a_password_reset_lifts_the_lock_and_a_lock_survives_a_restart() {
         )
         .await;
     assert_eq!(resp.status(), 202);
-    let token = crate::helpers::reset_token_from(&app.latest_mail().await);
+    let token =
+        crate::helpers::reset_token_from(&app.mail_to("student2@test.com", "PASSWORD_RESET").await);
     let resp = app
         .post_json(
             "/api/v1/auth/reset-password",
