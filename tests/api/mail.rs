@@ -702,3 +702,33 @@ async fn a_refund_mails_the_student_a_notice() {
             .contains(order["id"].as_str().unwrap())
     );
 }
+
+#[tokio::test]
+async fn mail_is_dkim_signed_when_a_key_is_configured() {
+    use base64::Engine;
+    let maildir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let smtp = SmtpServer::start(port, maildir.path());
+    let key = maildir.path().join("dkim.key");
+    let seed: [u8; 32] = std::array::from_fn(|i| i as u8 * 7 + 1);
+    std::fs::write(
+        &key,
+        base64::engine::general_purpose::STANDARD.encode(seed),
+    )
+    .unwrap();
+    let app = spawn_app_with(|c| {
+        smtp_config(c, port);
+        c.mail.dkim_selector = "wm2026".into();
+        c.mail.dkim_key_file = key.clone();
+    })
+    .await;
+    forgot(&app, "student@test.com").await;
+    let messages = smtp.wait_for(1).await;
+    let raw = String::from_utf8_lossy(&messages[0]);
+    let signature = raw
+        .lines()
+        .find(|l| l.starts_with("DKIM-Signature:"))
+        .unwrap_or_else(|| panic!("no DKIM-Signature in {raw}"));
+    assert!(signature.contains("s=wm2026"), "{signature}");
+    assert!(signature.contains("d=wemaster.test"), "{signature}");
+}
