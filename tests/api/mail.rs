@@ -711,11 +711,7 @@ async fn mail_is_dkim_signed_when_a_key_is_configured() {
     let smtp = SmtpServer::start(port, maildir.path());
     let key = maildir.path().join("dkim.key");
     let seed: [u8; 32] = std::array::from_fn(|i| i as u8 * 7 + 1);
-    std::fs::write(
-        &key,
-        base64::engine::general_purpose::STANDARD.encode(seed),
-    )
-    .unwrap();
+    std::fs::write(&key, base64::engine::general_purpose::STANDARD.encode(seed)).unwrap();
     let app = spawn_app_with(|c| {
         smtp_config(c, port);
         c.mail.dkim_selector = "wm2026".into();
