@@ -22,6 +22,12 @@ pub const DB_POOL_WAIT: &str = "wemaster_db_pool_wait_seconds";
 pub const DB_STATEMENT: &str = "wemaster_db_statement_seconds";
 pub const WEBHOOK_EVENTS: &str = "wemaster_webhook_events_total";
 pub const ORDER_TRANSITIONS: &str = "wemaster_order_transitions_total";
+pub const WEBHOOK_REJECTED: &str = "wemaster_webhook_rejected_total";
+pub const BACKUP_LAST_SUCCESS: &str = "wemaster_backup_last_success_timestamp_seconds";
+pub const BACKUP_INTERVAL: &str = "wemaster_backup_interval_seconds";
+pub const BACKUP_FAILURES: &str = "wemaster_backup_failures_total";
+pub const REPLICATION_HEALTHY: &str = "wemaster_replication_healthy";
+pub const REPLICATION_LAG: &str = "wemaster_replication_lag_seconds";
 pub const MAIL_MESSAGES: &str = "wemaster_mail_messages_total";
 pub const MAIL_QUEUED: &str = "wemaster_mail_queued";
 pub const MAIL_DEAD: &str = "wemaster_mail_dead";
@@ -39,7 +45,7 @@ static PROCESS: OnceLock<Collector> = OnceLock::new();
 
 /// Counters that exist from the start at 0 for every label a dashboard
 /// plots, so a panel shows 0 rather than "no data" until the first event.
-const ZERO_COUNTERS: [(&str, &str, &[&str]); 3] = [
+const ZERO_COUNTERS: [(&str, &str, &[&str]); 5] = [
     (
         RATE_LIMITED,
         "class",
@@ -47,6 +53,12 @@ const ZERO_COUNTERS: [(&str, &str, &[&str]); 3] = [
     ),
     (SHED, "lane", &["cheap", "hashing"]),
     (LOGIN_LOCKOUTS, "", &[]),
+    (
+        WEBHOOK_REJECTED,
+        "reason",
+        &["signature", "malformed", "error"],
+    ),
+    (BACKUP_FAILURES, "", &[]),
 ];
 
 /// Installs the process-wide recorder once (later calls share it) and
@@ -103,4 +115,32 @@ pub fn mail_queue(queued: u64, dead: u64, oldest_unsent_seconds: f64) {
     metrics::gauge!(MAIL_QUEUED).set(queued as f64);
     metrics::gauge!(MAIL_DEAD).set(dead as f64);
     metrics::gauge!(MAIL_OLDEST_UNSENT).set(oldest_unsent_seconds);
+}
+
+/// Records a webhook delivery that was not applied: `signature` (not
+/// signed with our secret, or too old), `malformed` (not an event) or
+/// `error` (it could not be recorded; Stripe delivers it again).
+pub fn webhook_rejected(reason: &'static str) {
+    metrics::counter!(WEBHOOK_REJECTED, "reason" => reason).increment(1);
+}
+
+/// Records a scheduled backup: its time when it succeeded, else a failure.
+pub fn backup_done(succeeded_at: Option<i64>) {
+    match succeeded_at {
+        Some(at) => metrics::gauge!(BACKUP_LAST_SUCCESS).set(at as f64),
+        None => metrics::counter!(BACKUP_FAILURES).increment(1),
+    }
+}
+
+/// Sets how often scheduled backups run, for the "backup too old" alert.
+pub fn backup_interval(seconds: u64) {
+    metrics::gauge!(BACKUP_INTERVAL).set(seconds as f64);
+}
+
+/// Sets Litestream's replication as the health check last saw it.
+pub fn replication(healthy: bool, lag_seconds: Option<f64>) {
+    metrics::gauge!(REPLICATION_HEALTHY).set(if healthy { 1.0 } else { 0.0 });
+    if let Some(lag) = lag_seconds {
+        metrics::gauge!(REPLICATION_LAG).set(lag);
+    }
 }

@@ -57,6 +57,9 @@ async fn run_checks(state: &AppState) -> Checks {
             .await,
         )
     };
+    if let Some(r) = &replication {
+        crate::metrics::replication(r.status == CheckStatus::Up, r.lag_seconds);
+    }
     let mail = check_mail(state).await;
     let rss_bytes = tokio::task::spawn_blocking(crate::ops::system::rss_bytes)
         .await

@@ -200,6 +200,7 @@ pub async fn scheduled(state: AppState) {
     if config.interval_minutes == 0 {
         return;
     }
+    crate::metrics::backup_interval(config.interval_minutes * 60);
     let mut tick = tokio::time::interval(Duration::from_secs(config.interval_minutes * 60));
     tick.tick().await; // the first tick fires at once; start one period in
     loop {
@@ -225,14 +226,23 @@ pub async fn scheduled(state: AppState) {
             })
             .await;
         match result {
-            Ok(Ok((path, report))) => tracing::info!(
-                path = %path.display(),
-                bytes = report.bytes,
-                ms = report.elapsed.as_millis() as u64,
-                "scheduled backup written"
-            ),
-            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "scheduled backup failed"),
-            Err(e) => tracing::error!(error = %e, "scheduled backup task failed"),
+            Ok(Ok((path, report))) => {
+                crate::metrics::backup_done(Some(state.clock.unix()));
+                tracing::info!(
+                    path = %path.display(),
+                    bytes = report.bytes,
+                    ms = report.elapsed.as_millis() as u64,
+                    "scheduled backup written"
+                );
+            }
+            Ok(Err(e)) => {
+                crate::metrics::backup_done(None);
+                tracing::error!(error = %format!("{e:#}"), "scheduled backup failed");
+            }
+            Err(e) => {
+                crate::metrics::backup_done(None);
+                tracing::error!(error = %e, "scheduled backup task failed");
+            }
         }
     }
 }

@@ -236,14 +236,17 @@ pub async fn receive(
         body,
         state.clock.unix(),
         payments.webhook_tolerance_seconds,
-    )?;
+    )
+    .inspect_err(|_| crate::metrics::webhook_rejected("signature"))?;
     let event: Event = serde_json::from_slice(body).map_err(|e| {
+        crate::metrics::webhook_rejected("malformed");
         Error::bad_request(
             "VALIDATION_ERROR",
             format!("the event is not a Stripe event: {e}"),
         )
     })?;
     if event.id.is_empty() || event.id.len() > 255 {
+        crate::metrics::webhook_rejected("malformed");
         return Err(Error::validation(
             "id",
             "the event id must be 1 to 255 characters",
@@ -289,7 +292,8 @@ pub async fn receive(
             tx.commit()?;
             Ok((false, outcome, applied.order_id))
         })
-        .await?;
+        .await
+        .inspect_err(|_| crate::metrics::webhook_rejected("error"))?;
     // A payment or refund may have queued a receipt or a notice.
     state.mail.wake();
     metrics::counter!(crate::metrics::WEBHOOK_EVENTS, "type" => kind, "outcome" => outcome.as_str())
