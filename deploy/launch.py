@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Waits until a wemaster server this process or a shell started is ready:
 GET /readyz answers 200. The one readiness wait of every tool that starts a
-server: the bench binary (which times it), contract/ and deploy/.
+server: the bench binary (which times it), contract/, deploy/ and bench/mail/.
 
 From a shell, after starting the server in the background:
 

@@ -201,6 +201,10 @@ pub async fn scheduled(state: AppState) {
         return;
     }
     crate::metrics::backup_interval(config.interval_minutes * 60);
+    let dir = config.dir.clone();
+    if let Ok(Some(at)) = tokio::task::spawn_blocking(move || newest_backup_time(&dir)).await {
+        crate::metrics::backup_done(Some(at));
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(config.interval_minutes * 60));
     tick.tick().await; // the first tick fires at once; start one period in
     loop {
@@ -247,8 +251,9 @@ pub async fn scheduled(state: AppState) {
     }
 }
 
-/// Deletes all but the newest `keep` scheduled backups in `dir`.
-fn prune(dir: &Path, keep: usize) -> anyhow::Result<()> {
+/// The scheduled backups in `dir`, oldest first (names carry a sortable
+/// timestamp).
+fn scheduled_backups(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -258,8 +263,22 @@ fn prune(dir: &Path, keep: usize) -> anyhow::Result<()> {
                 .is_some_and(|n| n.starts_with("wemaster-") && n.ends_with(".db"))
         })
         .collect();
-    // Names carry a sortable timestamp.
     files.sort();
+    Ok(files)
+}
+
+/// When the newest scheduled backup in `dir` was written (Unix seconds),
+/// so the "backup too old" alert knows it after a restart.
+fn newest_backup_time(dir: &Path) -> Option<i64> {
+    let newest = scheduled_backups(dir).ok()?.pop()?;
+    let modified = std::fs::metadata(newest).ok()?.modified().ok()?;
+    let since_epoch = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since_epoch.as_secs()).ok()
+}
+
+/// Deletes all but the newest `keep` scheduled backups in `dir`.
+fn prune(dir: &Path, keep: usize) -> anyhow::Result<()> {
+    let files = scheduled_backups(dir)?;
     let excess = files.len().saturating_sub(keep);
     for old in &files[..excess] {
         std::fs::remove_file(old).with_context(|| format!("cannot delete {}", old.display()))?;
