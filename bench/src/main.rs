@@ -6,6 +6,7 @@
 //! See bench/README.md.
 
 mod abuse;
+mod baseline;
 mod calibrate;
 mod figures;
 mod flows;
@@ -66,6 +67,18 @@ struct Args {
     /// Use this server binary instead of building the release one.
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// A summary.json stored from an earlier run of the same profile on this
+    /// machine: the run is compared with it (as ratios to each run's /livez
+    /// ceiling) and fails when a figure is worse by more than --tolerance.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// With --baseline: compare this stored summary.json instead of running.
+    #[arg(long, requires = "baseline")]
+    compare: Option<PathBuf>,
+    /// With --baseline: how much worse a ratio may be before it is flagged
+    /// (0.2 = 20 %).
+    #[arg(long, default_value_t = 0.2)]
+    tolerance: f64,
     /// Folder the run's folder is created in.
     #[arg(long, default_value_os_t = Path::new(BENCH_DIR).join("out"))]
     out: PathBuf,
@@ -86,8 +99,9 @@ struct Payments {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    // Smoke and every k6 run gate (CI runs them); the other profiles report.
-    let gates = args.profile == Profile::Smoke || args.k6.is_some();
+    // Smoke, every k6 run and a comparison with a baseline gate; the other
+    // profiles report.
+    let gates = args.profile == Profile::Smoke || args.k6.is_some() || args.baseline.is_some();
     match run(args).await {
         Ok(passed) => {
             println!("BENCH {}", if passed { "PASS" } else { "FAIL" });
@@ -106,6 +120,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<bool> {
+    if let (Some(stored), Some(baseline)) = (&args.compare, &args.baseline) {
+        let findings = baseline::compare(
+            &baseline::read(baseline)?,
+            &baseline::read(stored)?,
+            args.tolerance,
+        )?;
+        print!("{}", baseline::text(&findings, args.tolerance));
+        return Ok(findings.iter().all(|f| !f.worse));
+    }
     let bench_dir = Path::new(BENCH_DIR);
     let repo_root = bench_dir
         .parent()
@@ -282,10 +305,20 @@ async fn run(args: Args) -> Result<bool> {
     println!();
     write(&out_dir.join("summary.txt"), &summary)?;
     write(&out_dir.join("k6-summary.csv"), &report::csv(&run))?;
-    write(
-        &out_dir.join("summary.json"),
-        &serde_json::to_string_pretty(&run)?,
-    )?;
+    let json = serde_json::to_string_pretty(&run)?;
+    write(&out_dir.join("summary.json"), &json)?;
+    let mut passed = passed;
+    if let Some(path) = &args.baseline {
+        let findings = baseline::compare(
+            &baseline::read(path)?,
+            &serde_json::from_str(&json)?,
+            args.tolerance,
+        )?;
+        let comparison = baseline::text(&findings, args.tolerance);
+        print!("{comparison}");
+        write(&out_dir.join("comparison.txt"), &comparison)?;
+        passed &= findings.iter().all(|f| !f.worse);
+    }
     println!("bench: wrote {}", out_dir.display());
     Ok(passed)
 }
