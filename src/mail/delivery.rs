@@ -98,17 +98,24 @@ async fn attempt(state: &AppState, due: Due) {
                     crate::api_base::api_path("/admin/outbox")
                 );
             }
+            // A sent link's token is not kept; the outbox transport's copy
+            // is the only one, so it stays readable there.
+            let secret = status == MailStatus::Sent && kind.is_some_and(MailKind::carries_secret);
+            let body = if secret {
+                blank_tokens(&rendered.text)
+            } else {
+                rendered.text
+            };
             let result = state
                 .db
                 .write(move |conn| {
-                    Ok(queue::finish(
-                        conn,
-                        &id,
+                    let done = queue::Finished {
                         status,
-                        &rendered.subject,
-                        &rendered.text,
-                        &now,
-                    )?)
+                        subject: &rendered.subject,
+                        body: &body,
+                        forget_data: secret,
+                    };
+                    Ok(queue::finish(conn, &id, &done, &now)?)
                 })
                 .await;
             (result, status.as_str())
@@ -195,6 +202,23 @@ fn compose(state: &AppState, due: &Due, rendered: &Rendered) -> Result<Message, 
     Ok(message)
 }
 
+/// The text with the value of every `token=` blanked.
+fn blank_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("token=") {
+        let (before, after) = rest.split_at(at + "token=".len());
+        out.push_str(before);
+        out.push_str("(sent; not kept)");
+        let end = after
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '&')
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// When to try again, or `None` when the message is to be given up: too
 /// many attempts, or queued too long ago.
 fn retry_at(state: &AppState, due: &Due) -> Option<String> {
@@ -230,6 +254,16 @@ fn backoff(base: u64, max: u64, attempts: u32, rng: &mut impl Rng) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_in_links_are_blanked_and_the_rest_kept() {
+        let text = "Open http://x/reset-password?token=abc-DEF_123\nThe link works once.";
+        assert_eq!(
+            blank_tokens(text),
+            "Open http://x/reset-password?token=(sent; not kept)\nThe link works once."
+        );
+        assert_eq!(blank_tokens("no link"), "no link");
+    }
 
     #[test]
     fn waits_double_from_the_base_up_to_the_cap_each_between_half_and_whole() {

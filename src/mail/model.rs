@@ -43,6 +43,14 @@ impl MailKind {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 
+    /// Whether the message carries a secret (a link with a token that
+    /// takes the account over or verifies it): once sent, the copy kept
+    /// has the token blanked, so the database, its backups and replicas
+    /// and the admin outbox hold no live token.
+    pub fn carries_secret(self) -> bool {
+        matches!(self, MailKind::PasswordReset | MailKind::VerifyEmail)
+    }
+
     /// What the log calls it.
     pub fn describe(self) -> &'static str {
         match self {

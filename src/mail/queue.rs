@@ -88,30 +88,39 @@ pub fn next_due(conn: &Connection) -> rusqlite::Result<Option<String>> {
     .optional()
 }
 
+/// What a finished message keeps.
+pub struct Finished<'a> {
+    pub status: MailStatus,
+    pub subject: &'a str,
+    pub body: &'a str,
+    /// Drop the data it was rendered from (it holds a secret).
+    pub forget_data: bool,
+}
+
 /// Records a message as done: SENT (accepted by the SMTP server) or KEPT
 /// (in the outbox), with what was rendered. Only a QUEUED message moves,
 /// so an admin's later re-send is never undone by a late answer.
 pub fn finish(
     conn: &Connection,
     id: &str,
-    status: MailStatus,
-    subject: &str,
-    body: &str,
+    done: &Finished<'_>,
     now: &str,
 ) -> rusqlite::Result<usize> {
-    let sent_at = (status == MailStatus::Sent).then_some(now);
+    let sent = done.status == MailStatus::Sent;
     conn.prepare_cached(
         "UPDATE mail SET status = ?2, subject = ?3, body = ?4, sent_at = ?5,
-                attempts = attempts + ?6, last_error = NULL
+                attempts = attempts + ?6, last_error = NULL,
+                data = CASE WHEN ?7 THEN '{}' ELSE data END
          WHERE id = ?1 AND status = 'QUEUED'",
     )?
     .execute(params![
         id,
-        status.as_str(),
-        subject,
-        body,
-        sent_at,
-        i64::from(status == MailStatus::Sent)
+        done.status.as_str(),
+        done.subject,
+        done.body,
+        sent.then_some(now),
+        i64::from(sent),
+        done.forget_data
     ])
 }
 

@@ -224,6 +224,18 @@ async fn the_reset_link_arrives_over_smtp_and_works() {
     assert_eq!(sent[0]["kind"], "PASSWORD_RESET");
     assert_eq!(sent[0]["attempts"], 1);
     assert!(sent[0]["sentAt"].is_string());
+    // Once sent, no copy of the live token stays behind: not in the
+    // outbox, not in the database (nor its backups and replicas).
+    assert!(!sent[0]["body"].as_str().unwrap().contains(&token));
+    let kept: String = rusqlite::Connection::open(&app.db_path)
+        .unwrap()
+        .query_row(
+            "SELECT data || coalesce(body, '') FROM mail WHERE kind = 'PASSWORD_RESET'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!kept.contains(&token), "{kept}");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         // One recorder serves every test in this process: at least this one.
