@@ -572,6 +572,7 @@ function healthzOverLivez(metrics) {
 
 export function handleSummary(data) {
   const out = { stdout: textSummary(data) };
-  if (__ENV.SUMMARY_JSON) out[__ENV.SUMMARY_JSON] = JSON.stringify(data, null, 2);
+  // The profile, so `bench --baseline` compares runs of one profile only.
+  if (__ENV.SUMMARY_JSON) out[__ENV.SUMMARY_JSON] = JSON.stringify({ ...data, profile: `k6 ${__ENV.PROFILE}` }, null, 2);
   return out;
 }

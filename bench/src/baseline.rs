@@ -1,8 +1,11 @@
 //! Performance baselines: a run's `summary.json` against one stored earlier
-//! on the same machine (`--baseline FILE`). Throughput and latency are
-//! compared as ratios to each run's own `/livez` ceiling, so a shared
-//! machine that is a quarter slower today does not read as a regression of
-//! the server, and a regression of the server shows even on a fast day.
+//! on the same machine (`--baseline FILE`). For goose profiles, throughput
+//! and latency are compared as ratios to each run's own `/livez` ceiling,
+//! so a shared machine that is a quarter slower today does not read as a
+//! regression of the server, and a regression of the server shows even on
+//! a fast day. A k6 run (`--k6 scale`, `full`, ...) has no ceiling: its
+//! request rate, p95 and failures are compared as they are, which is only
+//! fair between runs at quiet moments.
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -61,6 +64,9 @@ pub fn compare(baseline: &Value, now: &Value, tolerance: f64) -> Result<Vec<Find
             now["profile"]
         );
     }
+    if baseline.get("metrics").is_some() {
+        return compare_k6(baseline, now, tolerance);
+    }
     let (before, before_ceiling) = phases(baseline)?;
     let (after, after_ceiling) = phases(now)?;
     let mut findings = Vec::new();
@@ -102,10 +108,40 @@ pub fn compare(baseline: &Value, now: &Value, tolerance: f64) -> Result<Vec<Find
     Ok(findings)
 }
 
+/// k6's whole-run figures: requests per second, p95 in ms, failed share.
+fn k6_figures(summary: &Value) -> Result<(f64, f64, f64)> {
+    let metric = |name: &str, value: &str| {
+        summary["metrics"][name]["values"][value]
+            .as_f64()
+            .with_context(|| format!("not a k6 summary.json: no {name} {value}"))
+    };
+    Ok((
+        metric("http_reqs", "rate")?,
+        metric("http_req_duration", "p(95)")?,
+        metric("http_req_failed", "rate")? * 100.0,
+    ))
+}
+
+fn compare_k6(baseline: &Value, now: &Value, tolerance: f64) -> Result<Vec<Finding>> {
+    let (then, now) = (k6_figures(baseline)?, k6_figures(now)?);
+    let finding = |measure, baseline, now, worse| Finding {
+        phase: "k6 run".into(),
+        measure,
+        baseline,
+        now,
+        worse,
+    };
+    Ok(vec![
+        finding("req/s", then.0, now.0, now.0 < then.0 * (1.0 - tolerance)),
+        finding("p95 ms", then.1, now.1, now.1 > then.1 * (1.0 + tolerance)),
+        finding("failed %", then.2, now.2, now.2 > then.2 + 1.0),
+    ])
+}
+
 /// The comparison as a table.
 pub fn text(findings: &[Finding], tolerance: f64) -> String {
     let mut out = format!(
-        "Against the baseline (ratios to each run's /livez ceiling; flagged when worse by over {:.0} %, or failures up over 1 point):\n",
+        "Against the baseline (goose runs as ratios to each run's /livez ceiling, k6 runs as measured); flagged when worse by over {:.0} %, or failures up over 1 point:\n",
         tolerance * 100.0
     );
     for f in findings {
@@ -172,6 +208,24 @@ mod tests {
             .map(|f| f.measure)
             .collect();
         assert_eq!(worse, ["p95 x ceiling", "failed %"]);
+    }
+
+    #[test]
+    fn k6_runs_are_compared_as_they_are() {
+        let k6 = |rate: f64, p95: f64| {
+            json!({"profile": "k6 scale", "metrics": {
+                "http_reqs": {"values": {"rate": rate}},
+                "http_req_duration": {"values": {"p(95)": p95}},
+                "http_req_failed": {"values": {"rate": 0.0}},
+            }})
+        };
+        let findings = compare(&k6(1_000.0, 1_800.0), &k6(700.0, 1_900.0), 0.2).unwrap();
+        let worse: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.worse)
+            .map(|f| f.measure)
+            .collect();
+        assert_eq!(worse, ["req/s"]);
     }
 
     #[test]

@@ -152,14 +152,16 @@ async fn run(args: Args) -> Result<bool> {
             None => repo_root.join("wemaster.toml"),
         };
         let binary = server_binary(&args, repo_root)?;
-        return k6::run(k6::Setup {
+        let passed = k6::run(k6::Setup {
             profile,
             binary: &binary,
             config: &config,
             bench_dir,
             out_dir: &out_dir,
         })
-        .await;
+        .await?;
+        let summary = baseline::read(&out_dir.join("summary.json"))?;
+        return against_baseline(&args, &out_dir, &summary, passed);
     }
     if args.profile == Profile::Abuse {
         return run_abuse(&args, started, &out_dir, repo_root, &config_path).await;
@@ -307,20 +309,28 @@ async fn run(args: Args) -> Result<bool> {
     write(&out_dir.join("k6-summary.csv"), &report::csv(&run))?;
     let json = serde_json::to_string_pretty(&run)?;
     write(&out_dir.join("summary.json"), &json)?;
-    let mut passed = passed;
-    if let Some(path) = &args.baseline {
-        let findings = baseline::compare(
-            &baseline::read(path)?,
-            &serde_json::from_str(&json)?,
-            args.tolerance,
-        )?;
-        let comparison = baseline::text(&findings, args.tolerance);
-        print!("{comparison}");
-        write(&out_dir.join("comparison.txt"), &comparison)?;
-        passed &= findings.iter().all(|f| !f.worse);
-    }
+    let passed = against_baseline(&args, &out_dir, &serde_json::from_str(&json)?, passed)?;
     println!("bench: wrote {}", out_dir.display());
     Ok(passed)
+}
+
+/// With --baseline, compares the run's summary with the stored one, prints
+/// the table and writes it to comparison.txt; a figure flagged worse fails
+/// the run.
+fn against_baseline(
+    args: &Args,
+    out_dir: &Path,
+    summary: &serde_json::Value,
+    passed: bool,
+) -> Result<bool> {
+    let Some(path) = &args.baseline else {
+        return Ok(passed);
+    };
+    let findings = baseline::compare(&baseline::read(path)?, summary, args.tolerance)?;
+    let comparison = baseline::text(&findings, args.tolerance);
+    print!("{comparison}");
+    write(&out_dir.join("comparison.txt"), &comparison)?;
+    Ok(passed && findings.iter().all(|f| !f.worse))
 }
 
 /// The abuse profile: the server with its shipped limits, attacked.
