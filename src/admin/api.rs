@@ -191,7 +191,15 @@ impl AdminApi {
         id: Path<String>,
     ) -> ApiResult<
         Json<OutboxMessage>,
-        { TOO_MANY_REQUESTS | UNAUTHORIZED | FORBIDDEN | NOT_FOUND | CONFLICT | SERVER },
+        {
+            TOO_MANY_REQUESTS
+                | BAD_REQUEST
+                | UNAUTHORIZED
+                | FORBIDDEN
+                | NOT_FOUND
+                | CONFLICT
+                | SERVER
+        },
     > {
         auth.0.require_role(&[Role::Admin])?;
         let admin = auth.0.user_id.clone();
