@@ -188,6 +188,7 @@ impl AdminApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         /// The message's id.
+        #[oai(validator(max_length = 64))]
         id: Path<String>,
     ) -> ApiResult<
         Json<OutboxMessage>,

@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use base64::Engine;
 use html_escape::encode_double_quoted_attribute as attr;
-use poem::http::header;
+use poem::http::{StatusCode, header};
 use poem::web::Query;
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
@@ -112,15 +112,35 @@ pub fn page(Query(query): Query<ResetQuery>) -> Response {
             script = SCRIPT.as_str(),
         )
     };
+    token_page(
+        StatusCode::OK,
+        &CSP,
+        STYLE,
+        ("Reset your WeMaster password", "Reset your password"),
+        &body,
+    )
+}
+
+/// A page that a link with a token lands on: its own Content-Security-Policy,
+/// never cached (the token is the capability), `title` in the tab and
+/// `heading` above `body`.
+pub(crate) fn token_page(
+    status: StatusCode,
+    csp: &str,
+    style: &str,
+    (title, heading): (&str, &str),
+    body: &str,
+) -> Response {
     Response::builder()
+        .status(status)
         .content_type("text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")
-        .header(header::CONTENT_SECURITY_POLICY, CSP.as_str())
+        .header(header::CONTENT_SECURITY_POLICY, csp)
         .body(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>Reset your WeMaster password</title><style>{STYLE}</style></head>\
-             <body><h1>Reset your password</h1>{body}</body></html>"
+             <title>{title}</title><style>{style}</style></head>\
+             <body><h1>{heading}</h1>{body}</body></html>"
         ))
         .into_response()
 }

@@ -8,13 +8,12 @@
 use std::sync::LazyLock;
 
 use html_escape::encode_double_quoted_attribute as attr;
-use poem::http::header;
 use poem::web::{Data, Form, Query};
-use poem::{IntoResponse, Response, handler};
+use poem::{Response, handler};
 use serde::Deserialize;
 
 use super::mailings;
-use super::reset_page::csp_hash;
+use super::reset_page::{csp_hash, token_page};
 use crate::state::AppState;
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:28em;margin:3em auto;padding:0 1em}\
@@ -34,18 +33,13 @@ pub struct TokenParams {
 }
 
 fn page(status: poem::http::StatusCode, body: &str) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("text/html; charset=utf-8")
-        .header(header::CACHE_CONTROL, "no-store")
-        .header(header::CONTENT_SECURITY_POLICY, CSP.as_str())
-        .body(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>Confirm your email address</title><style>{STYLE}</style></head>\
-             <body><h1>Confirm your email address</h1>{body}</body></html>"
-        ))
-        .into_response()
+    token_page(
+        status,
+        &CSP,
+        STYLE,
+        ("Confirm your email address", "Confirm your email address"),
+        body,
+    )
 }
 
 /// `GET /verify-email`: the button, with the link's token in a hidden field.

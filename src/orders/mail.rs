@@ -124,11 +124,10 @@ fn day(now: &str) -> &str {
     now.get(..10).unwrap_or(now)
 }
 
-/// Queues the receipt to the buyer and one sale notice to each tutor.
-pub fn order_paid(conn: &Connection, order_id: &str, now: &str) -> rusqlite::Result<()> {
-    let facts = facts(conn, order_id)?;
-    let receipt = NewMail {
-        kind: MailKind::Receipt,
+/// A mail to the buyer about the whole order: what it held and `total`.
+fn to_buyer(kind: MailKind, facts: &Facts, order_id: &str, total: i64, now: &str) -> NewMail {
+    NewMail {
+        kind,
         recipient: facts.buyer.email.clone(),
         locale: facts.buyer.locale,
         data: json!({
@@ -136,9 +135,15 @@ pub fn order_paid(conn: &Connection, order_id: &str, now: &str) -> rusqlite::Res
             "orderId": order_id,
             "date": day(now),
             "items": items(facts.lines.iter(), &facts.currency),
-            "total": money(facts.amount, &facts.currency),
+            "total": money(total, &facts.currency),
         }),
-    };
+    }
+}
+
+/// Queues the receipt to the buyer and one sale notice to each tutor.
+pub fn order_paid(conn: &Connection, order_id: &str, now: &str) -> rusqlite::Result<()> {
+    let facts = facts(conn, order_id)?;
+    let receipt = to_buyer(MailKind::Receipt, &facts, order_id, facts.amount, now);
     queue::enqueue(conn, &receipt, now)?;
     let mut by_tutor: BTreeMap<&str, Vec<&Line>> = BTreeMap::new();
     for line in &facts.lines {
@@ -174,18 +179,8 @@ pub fn order_refunded(
     now: &str,
 ) -> rusqlite::Result<()> {
     let facts = facts(conn, order_id)?;
-    let notice = NewMail {
-        kind: MailKind::RefundNotice,
-        recipient: facts.buyer.email.clone(),
-        locale: facts.buyer.locale,
-        data: json!({
-            "name": facts.buyer.name,
-            "orderId": order_id,
-            "date": day(now),
-            "items": items(facts.lines.iter(), &facts.currency),
-            "total": money(amount.unwrap_or(facts.amount), &facts.currency),
-        }),
-    };
+    let total = amount.unwrap_or(facts.amount);
+    let notice = to_buyer(MailKind::RefundNotice, &facts, order_id, total, now);
     queue::enqueue(conn, &notice, now)?;
     Ok(())
 }

@@ -157,6 +157,15 @@ fn smtp_config(config: &mut Config, port: u16) {
     config.mail.retry_max_seconds = 1;
 }
 
+/// The admin outbox's messages in `status`, newest first.
+async fn outbox(app: &TestApp, admin: &str, status: &str) -> Value {
+    app.get_with_token(&format!("/api/v1/admin/outbox?status={status}"), admin)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn forgot(app: &TestApp, email: &str) -> Duration {
     let started = Instant::now();
     let resp = app
@@ -215,12 +224,7 @@ async fn the_reset_link_arrives_over_smtp_and_works() {
     app.login("student@test.com", "a-brand-new-secret").await;
 
     let admin = app.token_of("admin@test.com").await;
-    let sent: Value = app
-        .get_with_token("/api/v1/admin/outbox?status=SENT", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let sent = outbox(&app, &admin, "SENT").await;
     assert_eq!(sent[0]["kind"], "PASSWORD_RESET");
     assert_eq!(sent[0]["attempts"], 1);
     assert!(sent[0]["sentAt"].is_string());
@@ -305,12 +309,7 @@ async fn mail_asked_for_while_the_smtp_server_is_down_arrives_once_when_it_retur
     let admin = app.token_of("admin@test.com").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let queued: Value = app
-            .get_with_token("/api/v1/admin/outbox?status=QUEUED", &admin)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let queued = outbox(&app, &admin, "QUEUED").await;
         let health: Value = app.get("/healthz").await.json().await.unwrap();
         if queued[0]["attempts"].as_u64().unwrap_or(0) >= 2
             && health["services"]["mail"]["status"] == "degraded"
@@ -342,12 +341,7 @@ async fn a_message_given_up_is_shown_dead_and_an_admin_can_send_it_again() {
     let admin = app.token_of("admin@test.com").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let dead = loop {
-        let dead: Value = app
-            .get_with_token("/api/v1/admin/outbox?status=DEAD", &admin)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let dead = outbox(&app, &admin, "DEAD").await;
         if let Some(message) = dead.as_array().unwrap().first() {
             break message.clone();
         }
