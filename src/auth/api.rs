@@ -51,6 +51,14 @@ pub enum Accepted {
     Accepted,
 }
 
+/// A verification link queued.
+#[derive(ApiResponse)]
+pub enum LinkQueued {
+    /// Accepted; a new verification link is on its way.
+    #[oai(status = 202)]
+    Queued,
+}
+
 const INVALID_CREDENTIALS: &str = "AUTH_INVALID_CREDENTIALS";
 
 #[OpenApi(tag = "ApiTags::Auth")]
@@ -323,7 +331,7 @@ impl AuthApi {
     ///
     /// Answers 202 whether or not an account has this email, so the answer
     /// reveals nothing. When it has, a single-use reset link is mailed (at
-    /// most `mail.per_recipient_per_hour` a hour); with the `outbox` mail
+    /// most `mail.per_recipient_per_hour` an hour); with the `outbox` mail
     /// transport it is kept in the outbox (`GET /admin/outbox`).
     #[oai(
         path = "/auth/forgot-password",
@@ -415,10 +423,7 @@ impl AuthApi {
         body: Json<VerifyEmailRequest>,
     ) -> ApiResult<NoContent, { TOO_MANY_REQUESTS | JSON_BODY | SERVER }> {
         match mailings::verify_email(&state, &body.0.token).await? {
-            Some(user_id) => {
-                state.sessions.forget_account(&user_id);
-                Ok(NoContent::Done)
-            }
+            Some(_) => Ok(NoContent::Done),
             None => Err(Error::bad_request(
                 "VERIFY_TOKEN_INVALID",
                 "the verification token is invalid, expired or already used",
@@ -443,9 +448,9 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-    ) -> ApiResult<Accepted, { TOO_MANY_REQUESTS | UNAUTHORIZED | CONFLICT | SERVER }> {
+    ) -> ApiResult<LinkQueued, { TOO_MANY_REQUESTS | UNAUTHORIZED | CONFLICT | SERVER }> {
         match mailings::resend_verification(&state, auth.0.user_id.clone()).await? {
-            Asked::Queued => Ok(Accepted::Accepted),
+            Asked::Queued => Ok(LinkQueued::Queued),
             Asked::OverBound => Err(Error::too_many_requests(
                 format!(
                     "at most {} verification mails an hour; try again later",

@@ -68,13 +68,10 @@ pub fn show(Query(params): Query<TokenParams>) -> Response {
 pub async fn confirm(state: Data<&AppState>, Form(params): Form<TokenParams>) -> Response {
     let token = params.token.unwrap_or_default();
     match mailings::verify_email(&state, &token).await {
-        Ok(Some(user_id)) => {
-            state.sessions.forget_account(&user_id);
-            page(
-                poem::http::StatusCode::OK,
-                "<p>Thank you: your email address is confirmed.</p>",
-            )
-        }
+        Ok(Some(_)) => page(
+            poem::http::StatusCode::OK,
+            "<p>Thank you: your email address is confirmed.</p>",
+        ),
         Ok(None) => page(
             poem::http::StatusCode::BAD_REQUEST,
             "<p>This link is invalid, expired or already used. Sign in and ask for a new one.</p>",
