@@ -98,11 +98,11 @@ async fn attempt(state: &AppState, due: Due) {
                     crate::api_base::api_path("/admin/outbox")
                 );
             }
-            // A sent link's token is not kept; the outbox transport's copy
-            // is the only one, so it stays readable there.
+            // A sent link (it carries a token) is not kept; the outbox
+            // transport's copy is the only one, so it stays readable there.
             let secret = status == MailStatus::Sent && kind.is_some_and(MailKind::carries_secret);
             let body = if secret {
-                blank_tokens(&rendered.text)
+                without_link(&rendered.text, &due.data)
             } else {
                 rendered.text
             };
@@ -202,21 +202,14 @@ fn compose(state: &AppState, due: &Due, rendered: &Rendered) -> Result<Message, 
     Ok(message)
 }
 
-/// The text with the value of every `token=` blanked.
-fn blank_tokens(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("token=") {
-        let (before, after) = rest.split_at(at + "token=".len());
-        out.push_str(before);
-        out.push_str("(sent; not kept)");
-        let end = after
-            .find(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '&')
-            .unwrap_or(after.len());
-        rest = &after[end..];
+/// The text without the message's link (`data.link`), which carries the
+/// token, whatever shape `auth.reset_link` or `auth.verify_link` gives it.
+fn without_link(text: &str, data: &str) -> String {
+    let data: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+    match data["link"].as_str() {
+        Some(link) if !link.is_empty() => text.replace(link, "(link sent; not kept)"),
+        _ => text.to_string(),
     }
-    out.push_str(rest);
-    out
 }
 
 /// When to try again, or `None` when the message is to be given up: too
@@ -256,13 +249,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_in_links_are_blanked_and_the_rest_kept() {
-        let text = "Open http://x/reset-password?token=abc-DEF_123\nThe link works once.";
+    fn the_link_is_dropped_and_the_rest_kept() {
+        let data = r#"{"link": "https://app.example/reset/abc-DEF_123"}"#;
+        let text = "Open https://app.example/reset/abc-DEF_123\nThe link works once.";
         assert_eq!(
-            blank_tokens(text),
-            "Open http://x/reset-password?token=(sent; not kept)\nThe link works once."
+            without_link(text, data),
+            "Open (link sent; not kept)\nThe link works once."
         );
-        assert_eq!(blank_tokens("no link"), "no link");
+        assert_eq!(without_link("no link", "{}"), "no link");
     }
 
     #[test]

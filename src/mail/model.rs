@@ -45,7 +45,7 @@ impl MailKind {
 
     /// Whether the message carries a secret (a link with a token that
     /// takes the account over or verifies it): once sent, the copy kept
-    /// has the token blanked, so the database, its backups and replicas
+    /// has the link dropped, so the database, its backups and replicas
     /// and the admin outbox hold no live token.
     pub fn carries_secret(self) -> bool {
         matches!(self, MailKind::PasswordReset | MailKind::VerifyEmail)
