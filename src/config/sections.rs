@@ -533,7 +533,8 @@ pub struct MailConfig {
     /// DKIM selector (the `s=` tag; its public key is published at
     /// `<selector>._domainkey.<from's domain>`); empty: mail is not signed.
     pub dkim_selector: String,
-    /// PEM file of the DKIM private key (RSA or Ed25519), with `dkim_selector`.
+    /// The DKIM private key, with `dkim_selector`: RSA in PKCS#1 PEM, or an
+    /// Ed25519 seed in base64.
     pub dkim_key_file: PathBuf,
     /// Folder whose `<locale>/<kind>.subject|txt|html` files replace the
     /// built-in templates of the same name; empty: the built-in ones.
