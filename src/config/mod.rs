@@ -405,6 +405,7 @@ impl Config {
             between("mail.send_timeout_seconds", m.send_timeout_seconds, 1, 600),
             at_least("mail.degraded_after_seconds", m.degraded_after_seconds, 1),
             between("mail.per_recipient_per_hour", m.per_recipient_per_hour, 1, 1_000),
+            between("mail.keep_days", m.keep_days, 0, 36_500),
         ]
     }
 

@@ -557,6 +557,9 @@ pub struct MailConfig {
     /// hour (password resets, verification links): past it, no more are
     /// queued, so nobody can mail-bomb an address through this server.
     pub per_recipient_per_hour: u32,
+    /// Sent, kept and dead messages (with their text, which names people)
+    /// are deleted this many days after they were queued; 0 keeps them.
+    pub keep_days: u64,
 }
 
 impl Default for MailConfig {
@@ -576,6 +579,7 @@ impl Default for MailConfig {
             send_timeout_seconds: 30,
             degraded_after_seconds: 600,
             per_recipient_per_hour: 5,
+            keep_days: 90,
         }
     }
 }

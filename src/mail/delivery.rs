@@ -29,15 +29,57 @@ use crate::state::AppState;
 const POLL: Duration = Duration::from_secs(1);
 /// Messages taken from the queue per look.
 const BATCH: usize = 64;
+/// How often old messages are deleted (`mail.keep_days`), and how many
+/// per write transaction.
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+const PRUNE_BATCH: usize = 1_000;
 
 /// Runs for as long as the server serves.
 pub async fn deliver(state: AppState) {
+    let mut pruned: Option<std::time::Instant> = None;
     loop {
+        if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            prune(&state).await;
+            pruned = Some(std::time::Instant::now());
+        }
         drain(&state).await;
         tokio::select! {
             () = state.mail.woken() => {}
             () = tokio::time::sleep(POLL) => {}
         }
+    }
+}
+
+/// Deletes finished messages older than `mail.keep_days`, a batch per
+/// transaction.
+async fn prune(state: &AppState) {
+    let days = state.config.mail.keep_days;
+    if days == 0 {
+        return;
+    }
+    let before = state.clock.stamp_ago(Duration::from_secs(days * 86_400));
+    let mut deleted = 0;
+    loop {
+        let before = before.clone();
+        match state
+            .db
+            .write(move |conn| Ok(queue::prune(conn, &before, PRUNE_BATCH)?))
+            .await
+        {
+            Ok(n) => {
+                deleted += n;
+                if n < PRUNE_BATCH {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e.detail(), "cannot delete old mail");
+                break;
+            }
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(deleted, days, "old mail deleted (mail.keep_days)");
     }
 }
 

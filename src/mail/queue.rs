@@ -211,6 +211,19 @@ pub fn list(
     Ok((messages, total as u64))
 }
 
+/// Deletes up to `limit` finished messages (SENT, KEPT, DEAD) created
+/// before `before`, oldest first; returns how many. Batched, so the writer
+/// is never held long.
+pub fn prune(conn: &Connection, before: &str, limit: usize) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM mail WHERE id IN (
+             SELECT id FROM mail
+             WHERE created_at < ?1 AND status IN ('SENT', 'KEPT', 'DEAD')
+             ORDER BY created_at LIMIT ?2)",
+    )?
+    .execute(params![before, limit as i64])
+}
+
 /// Waiting and dead messages, and when the oldest waiting one was queued.
 /// Counts index entries of those two statuses only, so it costs what the
 /// backlog is, not what the history is.

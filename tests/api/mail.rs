@@ -734,3 +734,49 @@ async fn mail_is_dkim_signed_when_a_key_is_configured() {
     assert!(signature.contains("s=wm2026"), "{signature}");
     assert!(signature.contains("d=wemaster.test"), "{signature}");
 }
+
+#[tokio::test]
+async fn finished_mail_older_than_keep_days_is_deleted_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.mail.keep_days = 30;
+    let app = spawn_in(dir, config.clone()).await;
+    let db = app.db_path.clone();
+    let dir = app.stop().await;
+    // `due`: when a QUEUED one would be tried (never, here).
+    let insert = |id: &str, status: &str, created: &str, due: &str| {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute(
+                "INSERT INTO mail (id, kind, recipient, locale, data, status, next_attempt_at,
+                                   created_at, queued_at)
+                 VALUES (?1, 'RECEIPT', 'a@test.com', 'en', '{}', ?2, ?4, ?3, ?3)",
+                rusqlite::params![id, status, created, due],
+            )
+            .unwrap();
+    };
+    let long_ago = "2020-01-01T00:00:00.000Z";
+    let never = "2999-01-01T00:00:00.000Z";
+    insert("old-sent", "SENT", long_ago, long_ago);
+    insert("old-dead", "DEAD", long_ago, long_ago);
+    // Still to be sent: never deleted, however old.
+    insert("old-queued", "QUEUED", long_ago, never);
+    let now = wemaster::clock::Clock::system().stamp();
+    insert("new-sent", "SENT", &now, &now);
+
+    let app = spawn_in(dir, config).await;
+    let ids = || -> Vec<String> {
+        let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+        let mut stmt = conn.prepare("SELECT id FROM mail ORDER BY id").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ids().contains(&"old-sent".to_string()) {
+        assert!(Instant::now() < deadline, "{:?}", ids());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ids(), ["new-sent", "old-queued"]);
+}
