@@ -76,7 +76,12 @@ impl Application {
             config.server.public_url.trim_end_matches('/').to_string()
         };
         let payments = PaymentGateway::from_config(&config.payments, &public_url)?;
-        let mail = crate::mail::Mailer::new(&config.mail).map_err(anyhow::Error::msg)?;
+        // Reads the templates folder and the DKIM key: off the runtime.
+        let mail_config = config.mail.clone();
+        let mail = tokio::task::spawn_blocking(move || crate::mail::Mailer::new(&mail_config))
+            .await
+            .context("mail start-up task failed")?
+            .map_err(anyhow::Error::msg)?;
         if config.payments.provider == crate::config::PaymentProvider::Dev
             && !config.server.loopback_only()
         {

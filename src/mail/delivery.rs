@@ -140,21 +140,17 @@ async fn attempt(state: &AppState, due: Due) {
                     crate::api_base::api_path("/admin/outbox")
                 );
             }
-            // A sent link (it carries a token) is not kept; the outbox
-            // transport's copy is the only one, so it stays readable there.
+            // A sent link's data is not kept (`send` dropped the link from
+            // the text); the outbox transport's copy is the only one, so it
+            // stays readable there.
             let secret = status == MailStatus::Sent && kind.is_some_and(MailKind::carries_secret);
-            let body = if secret {
-                without_link(&rendered.text, &due.data)
-            } else {
-                rendered.text
-            };
             let result = state
                 .db
                 .write(move |conn| {
                     let done = queue::Finished {
                         status,
                         subject: &rendered.subject,
-                        body: &body,
+                        body: &rendered.text,
                         forget_data: secret,
                     };
                     Ok(queue::finish(conn, &id, &done, &now)?)
@@ -212,7 +208,13 @@ async fn send(state: &AppState, due: &Due, kind: MailKind) -> Outcome {
         }
     };
     match smtp.send(message).await {
-        Ok(_) => Outcome::Done(MailStatus::Sent, rendered),
+        Ok(_) => {
+            let mut kept = rendered;
+            if kind.carries_secret() {
+                kept.text = without_link(&kept.text, &data);
+            }
+            Outcome::Done(MailStatus::Sent, kept)
+        }
         Err(e) => Outcome::Failed {
             error: e.to_string(),
             permanent: e.is_permanent(),
@@ -246,8 +248,7 @@ fn compose(state: &AppState, due: &Due, rendered: &Rendered) -> Result<Message, 
 
 /// The text without the message's link (`data.link`), which carries the
 /// token, whatever shape `auth.reset_link` or `auth.verify_link` gives it.
-fn without_link(text: &str, data: &str) -> String {
-    let data: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+fn without_link(text: &str, data: &serde_json::Value) -> String {
     match data["link"].as_str() {
         Some(link) if !link.is_empty() => text.replace(link, "(link sent; not kept)"),
         _ => text.to_string(),
@@ -292,13 +293,13 @@ mod tests {
 
     #[test]
     fn the_link_is_dropped_and_the_rest_kept() {
-        let data = r#"{"link": "https://app.example/reset/abc-DEF_123"}"#;
+        let data = serde_json::json!({"link": "https://app.example/reset/abc-DEF_123"});
         let text = "Open https://app.example/reset/abc-DEF_123\nThe link works once.";
         assert_eq!(
-            without_link(text, data),
+            without_link(text, &data),
             "Open (link sent; not kept)\nThe link works once."
         );
-        assert_eq!(without_link("no link", "{}"), "no link");
+        assert_eq!(without_link("no link", &serde_json::json!({})), "no link");
     }
 
     #[test]
