@@ -166,6 +166,35 @@ async fn outbox(app: &TestApp, admin: &str, status: &str) -> Value {
         .unwrap()
 }
 
+/// A server set to deliver to a relay on a free port, which the test
+/// starts when it wants the relay up (`smtp`).
+struct Relayed {
+    app: TestApp,
+    port: u16,
+    folder: tempfile::TempDir,
+}
+
+impl Relayed {
+    async fn spawn(adjust: impl FnOnce(&mut Config)) -> Self {
+        let port = free_port();
+        let app = spawn_app_with(|c| {
+            smtp_config(c, port);
+            adjust(c);
+        })
+        .await;
+        Self {
+            app,
+            port,
+            folder: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Starts the relay: aiosmtpd on the configured port.
+    fn smtp(&self) -> SmtpServer {
+        SmtpServer::start(self.port, self.folder.path())
+    }
+}
+
 async fn forgot(app: &TestApp, email: &str) -> Duration {
     let started = Instant::now();
     let resp = app
@@ -193,12 +222,10 @@ async fn buy_first(app: &TestApp, email: &str) -> Value {
 
 #[tokio::test]
 async fn the_reset_link_arrives_over_smtp_and_works() {
-    let maildir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let smtp = SmtpServer::start(port, maildir.path());
-    let app = spawn_app_with(|c| smtp_config(c, port)).await;
+    let relayed = Relayed::spawn(|_| {}).await;
+    let (app, smtp) = (&relayed.app, relayed.smtp());
 
-    forgot(&app, "student@test.com").await;
+    forgot(app, "student@test.com").await;
 
     let messages = smtp.wait_for(1).await;
     assert_eq!(messages.len(), 1);
@@ -224,7 +251,7 @@ async fn the_reset_link_arrives_over_smtp_and_works() {
     app.login("student@test.com", "a-brand-new-secret").await;
 
     let admin = app.token_of("admin@test.com").await;
-    let sent = outbox(&app, &admin, "SENT").await;
+    let sent = outbox(app, &admin, "SENT").await;
     assert_eq!(sent[0]["kind"], "PASSWORD_RESET");
     assert_eq!(sent[0]["attempts"], 1);
     assert!(sent[0]["sentAt"].is_string());
@@ -250,12 +277,10 @@ async fn the_reset_link_arrives_over_smtp_and_works() {
 
 #[tokio::test]
 async fn a_purchase_mails_the_student_a_receipt_and_the_tutor_a_sale_notice() {
-    let maildir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let smtp = SmtpServer::start(port, maildir.path());
-    let app = spawn_app_with(|c| smtp_config(c, port)).await;
+    let relayed = Relayed::spawn(|_| {}).await;
+    let (app, smtp) = (&relayed.app, relayed.smtp());
 
-    let order = buy_first(&app, "student@test.com").await;
+    let order = buy_first(app, "student@test.com").await;
 
     let messages = smtp.wait_for(2).await;
     assert_eq!(messages.len(), 2, "a receipt and a sale notice");
@@ -294,22 +319,17 @@ async fn a_purchase_mails_the_student_a_receipt_and_the_tutor_a_sale_notice() {
 
 #[tokio::test]
 async fn mail_asked_for_while_the_smtp_server_is_down_arrives_once_when_it_returns() {
-    let maildir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let app = spawn_app_with(|c| {
-        smtp_config(c, port);
-        c.mail.degraded_after_seconds = 1;
-    })
-    .await;
+    let relayed = Relayed::spawn(|c| c.mail.degraded_after_seconds = 1).await;
+    let app = &relayed.app;
 
-    let answered_in = forgot(&app, "student@test.com").await;
+    let answered_in = forgot(app, "student@test.com").await;
     assert!(answered_in < Duration::from_secs(5), "{answered_in:?}");
 
     // Tried, failed, waiting: visible to the admin and to /healthz.
     let admin = app.token_of("admin@test.com").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let queued = outbox(&app, &admin, "QUEUED").await;
+        let queued = outbox(app, &admin, "QUEUED").await;
         let health: Value = app.get("/healthz").await.json().await.unwrap();
         if queued[0]["attempts"].as_u64().unwrap_or(0) >= 2
             && health["services"]["mail"]["status"] == "degraded"
@@ -322,7 +342,7 @@ async fn mail_asked_for_while_the_smtp_server_is_down_arrives_once_when_it_retur
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let smtp = SmtpServer::start(port, maildir.path());
+    let smtp = relayed.smtp();
     let messages = smtp.wait_for(1).await;
     assert_eq!(messages.len(), 1, "delivered exactly once");
     assert_eq!(to_of(&parse(&messages[0])), "student@test.com");
@@ -330,18 +350,13 @@ async fn mail_asked_for_while_the_smtp_server_is_down_arrives_once_when_it_retur
 
 #[tokio::test]
 async fn a_message_given_up_is_shown_dead_and_an_admin_can_send_it_again() {
-    let maildir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let app = spawn_app_with(|c| {
-        smtp_config(c, port);
-        c.mail.max_attempts = 1;
-    })
-    .await;
-    forgot(&app, "student@test.com").await;
+    let relayed = Relayed::spawn(|c| c.mail.max_attempts = 1).await;
+    let app = &relayed.app;
+    forgot(app, "student@test.com").await;
     let admin = app.token_of("admin@test.com").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let dead = loop {
-        let dead = outbox(&app, &admin, "DEAD").await;
+        let dead = outbox(app, &admin, "DEAD").await;
         if let Some(message) = dead.as_array().unwrap().first() {
             break message.clone();
         }
@@ -351,7 +366,7 @@ async fn a_message_given_up_is_shown_dead_and_an_admin_can_send_it_again() {
     assert!(dead["lastError"].is_string());
     let id = dead["id"].as_str().unwrap();
 
-    let smtp = SmtpServer::start(port, maildir.path());
+    let smtp = relayed.smtp();
     let resent = app
         .post_as(
             &admin,
@@ -486,10 +501,8 @@ fn queued_resets(db: &Path) -> i64 {
 
 #[tokio::test]
 async fn a_hostile_offering_title_is_escaped_in_the_html_part() {
-    let maildir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let smtp = SmtpServer::start(port, maildir.path());
-    let app = spawn_app_with(|c| smtp_config(c, port)).await;
+    let relayed = Relayed::spawn(|_| {}).await;
+    let (app, smtp) = (&relayed.app, relayed.smtp());
     let tutor = app.token_of("tutor@test.com").await;
     let hostile = r#"<img src=x onerror="alert(1)"> & Co"#;
     let offering = app
@@ -712,19 +725,17 @@ async fn a_refund_mails_the_student_a_notice() {
 #[tokio::test]
 async fn mail_is_dkim_signed_when_a_key_is_configured() {
     use base64::Engine;
-    let maildir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let smtp = SmtpServer::start(port, maildir.path());
-    let key = maildir.path().join("dkim.key");
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("dkim.key");
     let seed: [u8; 32] = std::array::from_fn(|i| i as u8 * 7 + 1);
     std::fs::write(&key, base64::engine::general_purpose::STANDARD.encode(seed)).unwrap();
-    let app = spawn_app_with(|c| {
-        smtp_config(c, port);
+    let relayed = Relayed::spawn(|c| {
         c.mail.dkim_selector = "wm2026".into();
         c.mail.dkim_key_file = key.clone();
     })
     .await;
-    forgot(&app, "student@test.com").await;
+    let (app, smtp) = (&relayed.app, relayed.smtp());
+    forgot(app, "student@test.com").await;
     let messages = smtp.wait_for(1).await;
     let raw = String::from_utf8_lossy(&messages[0]);
     let signature = raw
