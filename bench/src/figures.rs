@@ -8,6 +8,8 @@ use goose::metrics::{GooseMetrics, GooseRequestMetricTimingData};
 use goose::test_plan::TestPlanStepAction;
 use serde::Serialize;
 
+use crate::flows::LOGIN;
+use crate::probes::Probes;
 use crate::profile::Phase;
 
 /// Response (or scenario run) times, in milliseconds.
@@ -117,6 +119,15 @@ pub struct PhaseFigures {
     /// 429 answers (RATE_LIMITED) of all requests, counted apart because
     /// honest traffic must never meet one.
     pub rate_limited: usize,
+    /// Sign-ins shed for capacity: 503 `OVERLOADED` with `Retry-After`,
+    /// counted apart because they are the machine's limit, said honestly.
+    pub shed_sign_ins: usize,
+    /// Every request but sign-ins, whose time is password hashing.
+    pub outside_sign_in: Latency,
+    /// The load balancer's probes during the phase, when it polled.
+    pub probes: Option<Probes>,
+    /// The cores the server used on average over the phase, ramp included.
+    pub server_cores: Option<f64>,
     /// Goose's HTML report of this phase, relative to the run's folder.
     pub html_report: String,
     /// The server's resident set (VmRSS) right after the phase, in bytes.
@@ -235,6 +246,17 @@ pub fn collect(phase: &Phase, metrics: &GooseMetrics, html_report: String) -> Ph
     errors.sort_by_key(|e| std::cmp::Reverse(e.occurrences));
 
     let rate_limited = all.status_codes.get(&429).copied().unwrap_or(0);
+    let sign_ins = metrics.requests.values().filter(|a| a.path == LOGIN);
+    let shed_sign_ins = sign_ins
+        .filter_map(|a| a.status_code_counts.get(&503))
+        .sum();
+    let outside_sign_in = Latency::of(&merge(
+        metrics
+            .requests
+            .values()
+            .filter(|a| a.path != LOGIN)
+            .map(|a| &a.raw_data),
+    ));
 
     PhaseFigures {
         key: phase.key.to_owned(),
@@ -247,6 +269,10 @@ pub fn collect(phase: &Phase, metrics: &GooseMetrics, html_report: String) -> Ph
         scenarios,
         errors,
         rate_limited,
+        shed_sign_ins,
+        outside_sign_in,
+        probes: None,
+        server_cores: None,
         html_report,
         server_rss_after: None,
         server_peak_rss_after: None,

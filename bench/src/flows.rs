@@ -66,6 +66,9 @@ static WEBHOOK_SECRET: OnceLock<String> = OnceLock::new();
 static PHASE: AtomicU8 = AtomicU8::new(0);
 /// Whether each user connects from its own loopback address (`--per-user-addresses`).
 static PER_USER_ADDRESSES: AtomicBool = AtomicBool::new(false);
+/// Accounts the users sign in as instead of [`ACCOUNTS`]: user `i` always as
+/// account `i` modulo their number, as each person has their own.
+static ACCOUNT_POOL: OnceLock<Vec<(String, String)>> = OnceLock::new();
 
 pub fn set_webhook_secret(secret: &str) {
     // Set once per process; a second call (there is none) would keep the first.
@@ -78,6 +81,11 @@ pub fn set_phase(phase: u8) {
 
 pub fn set_per_user_addresses(on: bool) {
     PER_USER_ADDRESSES.store(on, Ordering::Relaxed);
+}
+
+pub fn set_account_pool(accounts: Vec<(String, String)>) {
+    // Set once per process, like the webhook secret.
+    let _ = ACCOUNT_POOL.set(accounts);
 }
 
 /// What one phase's users run.
@@ -336,19 +344,37 @@ async fn read(
     user: &mut GooseUser,
     goose: GooseResponse,
 ) -> Result<(GooseRequestMetric, u16, String), Box<TransactionError>> {
+    let (request, status, text) = read_any(user, goose).await?;
+    judge(user, request, status, text)
+}
+
+/// Reads the whole body whatever the status.
+async fn read_any(
+    user: &mut GooseUser,
+    goose: GooseResponse,
+) -> Result<(GooseRequestMetric, u16, String), Box<TransactionError>> {
     let GooseResponse {
         mut request,
         response,
     } = goose;
     let response = response.map_err(|error| Box::new(TransactionError::Reqwest(error)))?;
     let status = response.status().as_u16();
-    let text = match response.text().await {
-        Ok(text) => text,
+    match response.text().await {
+        Ok(text) => Ok((request, status, text)),
         Err(error) => {
             let why = format!("reading the body: {error}");
-            return Err(fail(user, &why, &mut request, None));
+            Err(fail(user, &why, &mut request, None))
         }
-    };
+    }
+}
+
+/// The answer when it is 2xx; otherwise the scenario fails.
+fn judge(
+    user: &mut GooseUser,
+    request: GooseRequestMetric,
+    status: u16,
+    text: String,
+) -> Result<(GooseRequestMetric, u16, String), Box<TransactionError>> {
     if (200..300).contains(&status) {
         return Ok((request, status, text));
     }
@@ -383,12 +409,29 @@ async fn list_offerings(user: &mut GooseUser) -> Result<Arc<[Offering]>, Box<Tra
     Ok(offerings)
 }
 
-/// Logs in as a random one of the original's three accounts and keeps the token.
+/// Logs in as a random one of the original's three accounts, or as this
+/// user's own account of the pool, and keeps the token. A sign-in the
+/// server's cores cannot hash in time is shed with 503 `OVERLOADED` and
+/// `Retry-After`: the machine's limit said honestly, so the request is not
+/// counted failed (its 503 is still counted, as shed), only the scenario.
 async fn log_in(user: &mut GooseUser) -> TransactionResult {
-    let (email, password) = ACCOUNTS[rand::random_range(0..ACCOUNTS.len())];
-    let body = json!({ "email": email, "password": password });
+    let body = match ACCOUNT_POOL.get() {
+        Some(pool) if !pool.is_empty() => {
+            let (email, password) = &pool[user.weighted_users_index % pool.len()];
+            json!({ "email": email, "password": password })
+        }
+        _ => {
+            let (email, password) = ACCOUNTS[rand::random_range(0..ACCOUNTS.len())];
+            json!({ "email": email, "password": password })
+        }
+    };
     let goose = send(user, GooseMethod::Post, LOGIN, LOGIN, |b| b.json(&body)).await?;
-    let (mut request, _, text) = read(user, goose).await?;
+    let (mut request, status, text) = read_any(user, goose).await?;
+    if status == 503 && text.contains("\"OVERLOADED\"") {
+        user.set_success(&mut request)?;
+        return Err(custom("POST /auth/login: shed, 503 OVERLOADED"));
+    }
+    let (mut request, _, text) = judge(user, request, status, text)?;
     let token = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| Some(v.get("accessToken")?.as_str()?.to_owned()));

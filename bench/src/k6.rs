@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 
-use crate::server::{self, Server};
+use crate::server;
 
 /// The k6 release the scripts are written for.
 const K6_VERSION: &str = "1.1.0";
@@ -97,7 +97,7 @@ pub async fn run(setup: Setup<'_>) -> Result<bool> {
             true
         }
         Some(k6) => {
-            let usage = Usage::start(server.pid);
+            let usage = server::Usage::start(server.pid);
             let passed = run_k6(&k6, &setup, &server.base_url()).await?;
             let line = usage.finish(server);
             println!("{line}");
@@ -196,49 +196,4 @@ async fn run_k6(k6: &Path, setup: &Setup<'_>, base_url: &str) -> Result<bool> {
         .context("running k6")?;
     println!("bench: k6 exited {status}");
     Ok(status.success())
-}
-
-/// The server's CPU time over a run, from /proc/PID/stat.
-struct Usage {
-    pid: u32,
-    ticks: u64,
-    started: Instant,
-}
-
-impl Usage {
-    fn start(pid: u32) -> Self {
-        Self {
-            pid,
-            ticks: cpu_ticks(pid),
-            started: Instant::now(),
-        }
-    }
-
-    /// One line: the server's peak RSS and the cores it used on average.
-    fn finish(self, server: &Server) -> String {
-        // Linux counts CPU time in ticks of 1/100 s (USER_HZ).
-        let cpu = cpu_ticks(self.pid).saturating_sub(self.ticks) as f64 / 100.0;
-        let wall = self.started.elapsed().as_secs_f64();
-        let peak = server.peak_rss_bytes().unwrap_or(0) as f64 / 1_048_576.0;
-        format!(
-            "server: peak RSS {peak:.1} MB; CPU {cpu:.1} s over {wall:.0} s ({:.2} cores on average)",
-            cpu / wall.max(f64::EPSILON)
-        )
-    }
-}
-
-/// User plus system CPU time of `pid` in ticks (fields 14 and 15 of stat,
-/// counted after the command name, which may hold spaces).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
 }

@@ -8,10 +8,12 @@
 mod abuse;
 mod baseline;
 mod calibrate;
+mod climb;
 mod figures;
 mod flows;
 mod idle;
 mod k6;
+mod probes;
 mod profile;
 mod report;
 mod server;
@@ -41,7 +43,8 @@ const BENCH_DIR: &str = env!("CARGO_MANIFEST_DIR");
 struct Args {
     /// original: the original's 24 min; quick: the same shape in 2 min;
     /// max: closed loops; smoke: half a minute, loose thresholds (CI);
-    /// abuse: password guessing, credential stuffing and a flood.
+    /// abuse: password guessing, credential stuffing and a flood;
+    /// climb: 100 to 5,000 users from one address, shipped configuration.
     #[arg(long, value_enum, default_value_t = Profile::Quick)]
     profile: Profile,
     /// Run the original platform's own k6 test, or a profile built on it,
@@ -64,6 +67,15 @@ struct Args {
     /// Users of every closed loop: the max phases and the /livez ceiling.
     #[arg(long, default_value_t = 32)]
     closed_users: usize,
+    /// With --profile climb: the levels of users, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = profile::CLIMB_LEVELS)]
+    climb_levels: Vec<usize>,
+    /// With --profile climb: seconds over which each level's users start.
+    #[arg(long, default_value_t = 30)]
+    climb_ramp: u64,
+    /// With --profile climb: seconds each level is held and measured.
+    #[arg(long, default_value_t = 60)]
+    climb_hold: u64,
     /// Use this server binary instead of building the release one.
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -99,9 +111,11 @@ struct Payments {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    // Smoke, every k6 run and a comparison with a baseline gate; the other
+    // Smoke, the climb, every k6 run and a comparison with a baseline gate; the other
     // profiles report.
-    let gates = args.profile == Profile::Smoke || args.k6.is_some() || args.baseline.is_some();
+    let gates = matches!(args.profile, Profile::Smoke | Profile::Climb)
+        || args.k6.is_some()
+        || args.baseline.is_some();
     match run(args).await {
         Ok(passed) => {
             println!("BENCH {}", if passed { "PASS" } else { "FAIL" });
@@ -133,7 +147,11 @@ async fn run(args: Args) -> Result<bool> {
     let repo_root = bench_dir
         .parent()
         .context("the bench crate has no parent folder")?;
-    let config_path = bench_dir.join("wemaster.bench.toml");
+    let config_path = if args.profile.runs_shipped_config() && args.k6.is_none() {
+        repo_root.join("wemaster.toml")
+    } else {
+        bench_dir.join("wemaster.bench.toml")
+    };
     let config: BenchConfig = toml::from_str(
         &std::fs::read_to_string(&config_path)
             .with_context(|| format!("reading {}", config_path.display()))?,
@@ -168,7 +186,12 @@ async fn run(args: Args) -> Result<bool> {
     }
     let limits = !(args.no_limits || args.profile.forces_limits_off());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let phases = args.profile.phases(args.closed_users);
+    let climb_plan = profile::ClimbPlan {
+        levels: args.climb_levels.clone(),
+        ramp_seconds: args.climb_ramp,
+        hold_seconds: args.climb_hold,
+    };
+    let phases = args.profile.phases(args.closed_users, &climb_plan);
     let planned: u64 = phases.iter().map(|p| p.shape.approx_seconds()).sum();
     println!(
         "bench: profile {}, rate limits {}{}, {}, {} phases, about {} s of load; output in {}",
@@ -199,10 +222,12 @@ async fn run(args: Args) -> Result<bool> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let mut fresh = server::start_fresh(
+    let metrics_port = server::free_port()?;
+    let mut fresh = server::start_fresh_with(
         &binary,
         &config_path,
         Some(limits),
+        metrics_port,
         out_dir.join("server.log"),
     )
     .await?;
@@ -225,6 +250,13 @@ async fn run(args: Args) -> Result<bool> {
         );
     }
 
+    let climb = args.profile == Profile::Climb;
+    if climb {
+        let accounts = climb::create_accounts(&binary, &config_path, &fresh.database).await?;
+        flows::set_account_pool(accounts);
+    }
+    let whole_run = server::Usage::start(server.pid);
+
     let mut figures = Vec::new();
     for (index, phase) in phases.iter().enumerate() {
         println!(
@@ -239,8 +271,18 @@ async fn run(args: Args) -> Result<bool> {
         // The second octet of this phase's per-user addresses, less one.
         flows::set_phase(u8::try_from(index).unwrap_or(u8::MAX - 1));
         let html = format!("report-{}.html", phase.key);
+        let poller = if climb && phase.key != "ceiling" {
+            Some(probes::Poller::start(&base_url)?)
+        } else {
+            None
+        };
+        let usage = server::Usage::start(server.pid);
         let metrics = run_phase(phase, &base_url, &out_dir.join(&html)).await?;
         let mut phase_figures = figures::collect(phase, &metrics, html);
+        phase_figures.server_cores = Some(usage.cores());
+        if let Some(poller) = poller {
+            phase_figures.probes = Some(poller.finish().await?);
+        }
         phase_figures.server_rss_after = server.rss_bytes().ok();
         phase_figures.server_peak_rss_after = server.peak_rss_bytes().ok();
         println!(
@@ -261,6 +303,13 @@ async fn run(args: Args) -> Result<bool> {
     }
 
     let peak_rss_bytes = server.peak_rss_bytes().ok();
+    let usage_line = whole_run.finish(server);
+    println!("bench: {usage_line}");
+    let after_load = if climb {
+        Some(climb::after_load(&client, &base_url, metrics_port, &out_dir, usage_line).await)
+    } else {
+        None
+    };
     let stopped = server.stop().ok();
     if let Some(stopped) = &stopped {
         println!(
@@ -279,6 +328,8 @@ async fn run(args: Args) -> Result<bool> {
         cores,
         peak_rss_bytes,
         complete: figures.len() == phases.len(),
+        after_load: after_load.as_ref(),
+        latency_gates: std::env::var("LATENCY_GATES").map_or(true, |v| v != "off"),
     });
     let passed = verdict::passed(&checks);
     let run = report::Run {
@@ -297,6 +348,7 @@ async fn run(args: Args) -> Result<bool> {
         catalogue_probe,
         phases: figures,
         peak_rss_bytes,
+        after_load,
         server_stop: stopped,
         checks,
         passed,

@@ -15,6 +15,28 @@ const QUICK_PLAN: &str = "10,5s;10,25s;25,5s;25,25s;50,5s;50,25s;100,5s;100,25s;
 /// nine sleeps of at most 3 s fit in the hold.
 const SMOKE_PLAN: &str = "4,1s;4,28s;0,0s";
 
+/// The climb's levels of users, each reached in 30 s from none and held
+/// 1 min, as the k6 `climb` profile climbs.
+pub const CLIMB_LEVELS: [usize; 6] = [100, 500, 1_000, 2_000, 3_000, 5_000];
+
+/// The climb's shape: `--climb-levels`, `--climb-ramp`, `--climb-hold`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClimbPlan {
+    pub levels: Vec<usize>,
+    pub ramp_seconds: u64,
+    pub hold_seconds: u64,
+}
+
+impl Default for ClimbPlan {
+    fn default() -> Self {
+        Self {
+            levels: CLIMB_LEVELS.to_vec(),
+            ramp_seconds: 30,
+            hold_seconds: 60,
+        }
+    }
+}
+
 /// The original's think time between scenarios.
 const THINK: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3));
 
@@ -33,13 +55,16 @@ pub enum Profile {
     /// Password guessing, credential stuffing and a flood against the
     /// shipped limits (src/abuse/); no goose phases.
     Abuse,
+    /// The original mix from one address at 100 to 5,000 users against the
+    /// shipped wemaster.toml, a load balancer polling the probes beside.
+    Climb,
 }
 
 /// One goose run against the server.
 #[derive(Debug, Clone)]
 pub struct Phase {
     /// Short name: file names, CSV metric prefixes, JSON keys.
-    pub key: &'static str,
+    pub key: String,
     /// What it is, in words, for the summary.
     pub title: String,
     pub flow: Flow,
@@ -55,6 +80,9 @@ pub enum Shape {
     /// All users started within a second, then held; figures cover the hold
     /// only (goose resets its metrics once every user runs).
     Steady { users: usize, seconds: u64 },
+    /// Users started evenly over `ramp` seconds, then held `hold` seconds;
+    /// figures cover the hold only.
+    Ramp { users: usize, ramp: u64, hold: u64 },
 }
 
 impl Shape {
@@ -69,12 +97,20 @@ impl Shape {
                 "--run-time".into(),
                 format!("{seconds}s"),
             ],
+            Shape::Ramp { users, ramp, hold } => vec![
+                "--users".into(),
+                users.to_string(),
+                "--increase-rate".into(),
+                format!("{:.3}", *users as f64 / (*ramp).max(1) as f64),
+                "--run-time".into(),
+                format!("{hold}s"),
+            ],
         }
     }
 
     /// Whether the figures start when the hold starts rather than at the start.
     pub fn measured_from_hold(&self) -> bool {
-        matches!(self, Shape::Steady { .. })
+        matches!(self, Shape::Steady { .. } | Shape::Ramp { .. })
     }
 
     /// About how long it runs, for the progress line.
@@ -86,6 +122,7 @@ impl Shape {
                 .map(step_seconds)
                 .sum(),
             Shape::Steady { seconds, .. } => seconds + 1,
+            Shape::Ramp { ramp, hold, .. } => ramp + hold,
         }
     }
 
@@ -94,6 +131,9 @@ impl Shape {
             Shape::Plan(plan) => format!("test plan {plan}"),
             Shape::Steady { users, seconds } => {
                 format!("{users} users, closed loop, {seconds} s after a 1 s ramp")
+            }
+            Shape::Ramp { users, ramp, hold } => {
+                format!("{users} users started over {ramp} s, then held {hold} s")
             }
         }
     }
@@ -110,18 +150,33 @@ fn step_seconds(span: &str) -> u64 {
     }
 }
 
+/// One phase per level of the climb: the original mix with its sleeps.
+pub fn climb_phases(plan: &ClimbPlan) -> impl Iterator<Item = Phase> + use<'_> {
+    plan.levels.iter().map(|&users| Phase {
+        key: format!("climb-{users}"),
+        title: format!("the original mix at {users} users, 1-3 s sleeps"),
+        flow: Flow::Mix { sleep: Some(THINK) },
+        shape: Shape::Ramp {
+            users,
+            ramp: plan.ramp_seconds,
+            hold: plan.hold_seconds,
+        },
+    })
+}
+
 impl Profile {
     /// The phases of this profile, the `/livez` ceiling last. `closed_users`
-    /// is the concurrency of every closed loop, the ceiling's included.
-    pub fn phases(self, closed_users: usize) -> Vec<Phase> {
+    /// is the concurrency of every closed loop, the ceiling's included;
+    /// `climb` the climb's levels.
+    pub fn phases(self, closed_users: usize, climb: &ClimbPlan) -> Vec<Phase> {
         let paced_mix = |plan: &'static str| Phase {
-            key: "mix",
+            key: "mix".into(),
             title: "the original mix, 1-3 s sleeps".into(),
             flow: Flow::Mix { sleep: Some(THINK) },
             shape: Shape::Plan(plan),
         };
-        let closed = |key, title: &str, flow, seconds| Phase {
-            key,
+        let closed = |key: &str, title: &str, flow, seconds| Phase {
+            key: key.into(),
             title: title.into(),
             flow,
             shape: Shape::Steady {
@@ -143,6 +198,7 @@ impl Profile {
             Profile::Smoke => vec![paced_mix(SMOKE_PLAN), ceiling(3)],
             // Its attacks are sequences of requests, not goose phases.
             Profile::Abuse => Vec::new(),
+            Profile::Climb => climb_phases(climb).chain([ceiling(15)]).collect(),
             // Drafts of variants with a capacity first: the mix pays orders,
             // which fills the demo classes.
             Profile::Max => vec![
@@ -193,6 +249,12 @@ impl Profile {
         self == Profile::Max
     }
 
+    /// Whether the server runs the shipped wemaster.toml rather than the
+    /// bench's configuration: the climb measures the defaults users get.
+    pub fn runs_shipped_config(self) -> bool {
+        self == Profile::Climb
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Profile::Original => "original",
@@ -200,6 +262,7 @@ impl Profile {
             Profile::Max => "max",
             Profile::Smoke => "smoke",
             Profile::Abuse => "abuse",
+            Profile::Climb => "climb",
         }
     }
 }
@@ -221,11 +284,33 @@ mod tests {
             Profile::Quick,
             Profile::Max,
             Profile::Smoke,
+            Profile::Climb,
         ] {
-            let phases = profile.phases(32);
+            let phases = profile.phases(32, &ClimbPlan::default());
             let last = phases.last().expect("a profile has phases");
             assert_eq!(last.key, "ceiling");
             assert!(matches!(last.shape, Shape::Steady { users: 32, .. }));
         }
+    }
+
+    #[test]
+    fn the_climb_starts_its_users_over_the_ramp_and_measures_the_hold() {
+        let phases = Profile::Climb.phases(32, &ClimbPlan::default());
+        assert_eq!(phases.len(), CLIMB_LEVELS.len() + 1);
+        let top = &phases[CLIMB_LEVELS.len() - 1];
+        assert_eq!(top.key, "climb-5000");
+        assert!(top.shape.measured_from_hold());
+        assert_eq!(
+            top.shape.goose_args(),
+            [
+                "--users",
+                "5000",
+                "--increase-rate",
+                "166.667",
+                "--run-time",
+                "60s"
+            ]
+        );
+        assert_eq!(top.shape.approx_seconds(), 90);
     }
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::calibrate::{Argon2Timing, CatalogueProbe, LoginProbe};
+use crate::climb::AfterLoad;
 use crate::figures::{Latency, PhaseFigures, Requests};
 use crate::server::Stopped;
 use crate::verdict::{Check, Status};
@@ -30,6 +31,8 @@ pub struct Run {
     pub catalogue_probe: CatalogueProbe,
     pub phases: Vec<PhaseFigures>,
     pub peak_rss_bytes: Option<u64>,
+    /// The climb: what the server said about itself after the load.
+    pub after_load: Option<AfterLoad>,
     pub server_stop: Option<Stopped>,
     pub checks: Vec<Check>,
     pub passed: bool,
@@ -231,13 +234,41 @@ pub fn text(run: &Run) -> String {
                 let _ = writeln!(w, "  {:>7} x {}", e.occurrences, e.what);
             }
         }
+        if let Some(probes) = &phase.probes {
+            for probe in [&probes.healthz, &probes.livez] {
+                let _ = writeln!(
+                    w,
+                    "  {} {} polls, {} failed; {}",
+                    dotted(&format!("probe GET {}", probe.path)),
+                    probe.polls,
+                    probe.failed,
+                    latency_line(&probe.latency)
+                );
+            }
+        }
         let _ = writeln!(
             w,
-            "  server after the phase: RSS {}, peak so far {}",
+            "  server after the phase: RSS {}, peak so far {}{}",
             megabytes(phase.server_rss_after),
-            megabytes(phase.server_peak_rss_after)
+            megabytes(phase.server_peak_rss_after),
+            phase
+                .server_cores
+                .map_or(String::new(), |c| format!("; {c:.2} cores on average"))
         );
         let _ = writeln!(w, "  goose report: {}", phase.html_report);
+    }
+
+    if let Some(after) = &run.after_load {
+        let _ = writeln!(w);
+        let _ = writeln!(w, "the climb, level by level (figures over each hold):");
+        let _ = writeln!(w);
+        let _ = write!(w, "{}", crate::climb::table(&run.phases));
+        let _ = writeln!(w);
+        let _ = writeln!(
+            w,
+            "after the load: GET /readyz {}; 429 by class {:?}; 503 by lane {:?}; {}",
+            after.readyz, after.rate_limited, after.shed, after.usage
+        );
     }
 
     if let Some(ratio) = ceiling_ratios(&run.phases) {

@@ -76,6 +76,8 @@ pub struct Fresh {
     pub server: Server,
     /// How long the server took to answer /readyz.
     pub ready: Duration,
+    /// Its database file, in the temporary folder.
+    pub database: PathBuf,
     /// Held only to be deleted when this is dropped.
     _workdir: tempfile::TempDir,
 }
@@ -105,10 +107,11 @@ pub async fn start_fresh_with(
         .prefix("wemaster-bench-")
         .tempdir()
         .context("creating the temporary database folder")?;
+    let database = workdir.path().join("bench.db");
     let mut server = Server::start(Launch {
         binary,
         config,
-        database: &workdir.path().join("bench.db"),
+        database: &database,
         port: free_port()?,
         metrics_port,
         limits,
@@ -119,6 +122,7 @@ pub async fn start_fresh_with(
     Ok(Fresh {
         server,
         ready,
+        database,
         _workdir: workdir,
     })
 }
@@ -285,4 +289,58 @@ fn terminate(pid: u32) {
         // The child is ours and not yet reaped, so the pid is still its own.
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
+}
+
+/// The server's CPU time over a run, from /proc/PID/stat.
+pub struct Usage {
+    pid: u32,
+    ticks: u64,
+    started: Instant,
+}
+
+impl Usage {
+    pub fn start(pid: u32) -> Self {
+        Self {
+            pid,
+            ticks: cpu_ticks(pid),
+            started: Instant::now(),
+        }
+    }
+
+    /// The cores the server used on average since the start.
+    pub fn cores(&self) -> f64 {
+        self.cpu_seconds() / self.started.elapsed().as_secs_f64().max(f64::EPSILON)
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        // Linux counts CPU time in ticks of 1/100 s (USER_HZ).
+        cpu_ticks(self.pid).saturating_sub(self.ticks) as f64 / 100.0
+    }
+
+    /// One line: the server's peak RSS and the cores it used on average.
+    pub fn finish(self, server: &Server) -> String {
+        let cpu = self.cpu_seconds();
+        let wall = self.started.elapsed().as_secs_f64();
+        let peak = server.peak_rss_bytes().unwrap_or(0) as f64 / 1_048_576.0;
+        format!(
+            "server: peak RSS {peak:.1} MB; CPU {cpu:.1} s over {wall:.0} s ({:.2} cores on average)",
+            cpu / wall.max(f64::EPSILON)
+        )
+    }
+}
+
+/// User plus system CPU time of `pid` in ticks (fields 14 and 15 of stat,
+/// counted after the command name, which may hold spaces).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
 }

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::calibrate::Argon2Timing;
+use crate::climb::AfterLoad;
 use crate::figures::PhaseFigures;
 use crate::flows::Flow;
 use crate::profile::{Phase, Profile};
@@ -79,6 +80,11 @@ pub struct Inputs<'a> {
     pub peak_rss_bytes: Option<u64>,
     /// Whether every planned phase ran to its end.
     pub complete: bool,
+    /// The climb: what the server said about itself after the load.
+    pub after_load: Option<&'a AfterLoad>,
+    /// Whether the climb's latency bounds decide the verdict (not in CI,
+    /// where `LATENCY_GATES=off`: speed is judged by runs on a quiet machine).
+    pub latency_gates: bool,
 }
 
 pub fn judge(inputs: &Inputs<'_>) -> Vec<Check> {
@@ -102,6 +108,15 @@ pub fn judge(inputs: &Inputs<'_>) -> Vec<Check> {
                 inputs.phases.len()
             ),
         });
+    }
+
+    if inputs.profile == Profile::Climb {
+        checks.extend(crate::climb::checks(
+            inputs.figures,
+            inputs.after_load,
+            inputs.latency_gates,
+        ));
+        return checks;
     }
 
     // The original's thresholds and our latency targets are about the paced
