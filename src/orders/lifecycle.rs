@@ -213,7 +213,11 @@ impl<'c> OrderTx<'c> {
                 "a refund delivered before this payment was applied: the order is REFUNDED".into(),
             ));
         }
-        payments::set_refunded_amount(&self.tx, Some(order_id), provider_ref, refunded, now)?;
+        let more =
+            payments::set_refunded_amount(&self.tx, Some(order_id), provider_ref, refunded, now)?;
+        if more > 0 {
+            super::mail::order_refunded(&self.tx, order_id, Some(more), now)?;
+        }
         Ok(Some(format!(
             "a partial refund of {refunded} delivered before this payment was recorded"
         )))

@@ -111,20 +111,27 @@ pub fn payment_of_order(
     .optional()
 }
 
-/// Records how much of a payment went back (a partial refund).
+/// Records how much of a payment went back in all (a partial refund);
+/// returns how much more that is than was on file (0 when it was known:
+/// the provider's event for a refund this server made, or a redelivery).
 pub fn set_refunded_amount(
     conn: &Connection,
     order_id: Option<&str>,
     provider_ref: Option<&str>,
     refunded: i64,
     now: &str,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<i64> {
+    let before: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MAX(refunded_amount) FROM payments WHERE order_id = ?1 OR provider_ref = ?2",
+        )?
+        .query_row(params![order_id, provider_ref], |row| row.get(0))?;
     conn.prepare_cached(
         "UPDATE payments SET refunded_amount = MAX(refunded_amount, ?3), updated_at = ?4
          WHERE order_id = ?1 OR provider_ref = ?2",
     )?
     .execute(params![order_id, provider_ref, refunded, now])?;
-    Ok(())
+    Ok(before.map_or(0, |before| (refunded - before).max(0)))
 }
 
 /// A refund that came before its payment.

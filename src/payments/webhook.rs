@@ -428,7 +428,18 @@ fn intended<'e>(
         }
         Action::Refund { full: false } => {
             if let Some(refunded) = e.refunded {
-                repo::set_refunded_amount(tx, matched, e.provider_ref.as_deref(), refunded, now)?;
+                let more = repo::set_refunded_amount(
+                    tx,
+                    matched,
+                    e.provider_ref.as_deref(),
+                    refunded,
+                    now,
+                )?;
+                // Money went back that this server had not sent (a refund
+                // made in the provider's dashboard): the buyer is told.
+                if more > 0 {
+                    crate::orders::mail::order_refunded(tx, &order.id, Some(more), now)?;
+                }
             }
             return Ok(Err(Applied::new(
                 WebhookOutcome::PartialRefund,

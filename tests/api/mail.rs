@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mail_parser::{Message, MessageParser};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, binary_command, spawn_app_with, spawn_in, test_config};
+use crate::helpers::{self, TestApp, binary_command, spawn_app_with, spawn_in, test_config};
 use wemaster::config::{Config, MailTransport, Secret};
 
 /// The Python of tests/tools/.venv, with aiosmtpd; made on first use.
@@ -790,4 +790,99 @@ async fn finished_mail_older_than_keep_days_is_deleted_and_the_rest_kept() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(ids(), ["new-sent", "old-queued"]);
+}
+
+/// The refund notices the buyer `recipient` was sent, rendered, oldest first.
+async fn refund_notices(app: &TestApp, recipient: &str) -> Vec<String> {
+    let admin = app.token_of("admin@test.com").await;
+    let mails: Value = app
+        .get_with_token("/api/v1/admin/outbox?limit=100", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut bodies: Vec<String> = mails
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["recipient"] == recipient && m["kind"] == "REFUND_NOTICE")
+        .map(|m| m["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    bodies.reverse();
+    bodies
+}
+
+#[tokio::test]
+async fn a_partial_refund_made_at_the_provider_mails_the_buyer_what_went_back_once() {
+    let app = spawn_app_with(|_| {}).await;
+    let token = app.token_of("student@test.com").await;
+    let order = app.draft_first(&token).await;
+    let (amount, currency) = (
+        order["amount"].as_i64().unwrap(),
+        order["currency"].as_str().unwrap(),
+    );
+    app.deliver(&helpers::completed("evt_mail_partial_pay", &order))
+        .await;
+    let (first, in_all) = (amount / 4, amount / 2);
+    // Refunded in the provider's dashboard: the charge says how much went
+    // back in all. The same total again (a second event for one refund)
+    // tells nothing new; a larger one tells the difference.
+    for (event, refunded) in [
+        ("evt_mail_p1", first),
+        ("evt_mail_p2", first),
+        ("evt_mail_p3", in_all),
+    ] {
+        let ack = app
+            .deliver(&helpers::refund_by_intent(event, &order, refunded))
+            .await;
+        assert_eq!(ack["outcome"], "PARTIAL_REFUND", "{ack}");
+    }
+    assert_eq!(
+        app.order(&token, order["id"].as_str().unwrap()).await["status"],
+        "PAID"
+    );
+    app.mail_to("student@test.com", "REFUND_NOTICE").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let notices = loop {
+        let notices = refund_notices(&app, "student@test.com").await;
+        if notices.len() >= 2 && notices.iter().all(|b| !b.is_empty()) || Instant::now() > deadline
+        {
+            break notices;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let money = |minor: i64| wemaster::orders::mail::money(minor, currency);
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert!(notices[0].contains(&money(first)), "{}", notices[0]);
+    assert!(
+        notices[1].contains(&money(in_all - first)),
+        "{}",
+        notices[1]
+    );
+}
+
+#[tokio::test]
+async fn a_partial_refund_that_came_before_its_payment_is_mailed_when_the_payment_arrives() {
+    let app = spawn_app_with(|_| {}).await;
+    let token = app.token_of("student@test.com").await;
+    let order = app.draft_first(&token).await;
+    let currency = order["currency"].as_str().unwrap();
+    let part = order["amount"].as_i64().unwrap() / 3;
+    let ack = app
+        .deliver(&helpers::refund_by_intent("evt_mail_early", &order, part))
+        .await;
+    assert_eq!(ack["outcome"], "REFUND_BEFORE_PAYMENT", "{ack}");
+    app.deliver(&helpers::completed("evt_mail_early_pay", &order))
+        .await;
+    assert_eq!(
+        app.order(&token, order["id"].as_str().unwrap()).await["status"],
+        "PAID"
+    );
+    let notice = app.mail_to("student@test.com", "REFUND_NOTICE").await;
+    let money = wemaster::orders::mail::money(part, currency);
+    assert!(
+        notice["body"].as_str().unwrap().contains(&money),
+        "{notice}"
+    );
+    assert_eq!(refund_notices(&app, "student@test.com").await.len(), 1);
 }
