@@ -164,27 +164,7 @@ async fn run(args: Args) -> Result<bool> {
     let out_dir = args.out.join(started.format("%Y%m%d-%H%M%S").to_string());
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     if let Some(profile) = args.k6 {
-        let config = match &args.config {
-            Some(path) => std::fs::canonicalize(path)
-                .with_context(|| format!("finding {}", path.display()))?,
-            None => repo_root.join("wemaster.toml"),
-        };
-        let binary = server_binary(&args, repo_root)?;
-        let passed = k6::run(k6::Setup {
-            profile,
-            binary: &binary,
-            config: &config,
-            bench_dir,
-            out_dir: &out_dir,
-        })
-        .await?;
-        // The idle profile runs no k6 and writes no summary.json: only a
-        // comparison reads it.
-        if args.baseline.is_none() {
-            return Ok(passed);
-        }
-        let summary = baseline::read(&out_dir.join("summary.json"))?;
-        return against_baseline(&args, &out_dir, &summary, passed);
+        return run_k6(&args, profile, repo_root, &out_dir).await;
     }
     if args.profile == Profile::Abuse {
         return run_abuse(&args, started, &out_dir, repo_root, &config_path).await;
@@ -262,50 +242,7 @@ async fn run(args: Args) -> Result<bool> {
     }
     let whole_run = server::Usage::start(server.pid);
 
-    let mut figures = Vec::new();
-    for (index, phase) in phases.iter().enumerate() {
-        println!(
-            "bench: phase {}/{} {}: {} — {} (about {} s)",
-            index + 1,
-            phases.len(),
-            phase.key,
-            phase.title,
-            phase.shape.describe(),
-            phase.shape.approx_seconds()
-        );
-        // The second octet of this phase's per-user addresses, less one.
-        flows::set_phase(u8::try_from(index).unwrap_or(u8::MAX - 1));
-        let html = format!("report-{}.html", phase.key);
-        let poller = if climb && phase.key != "ceiling" {
-            Some(probes::Poller::start(&base_url)?)
-        } else {
-            None
-        };
-        let usage = server::Usage::start(server.pid);
-        let metrics = run_phase(phase, &base_url, &out_dir.join(&html)).await?;
-        let mut phase_figures = figures::collect(phase, &metrics, html);
-        phase_figures.server_cores = Some(usage.cores());
-        if let Some(poller) = poller {
-            phase_figures.probes = Some(poller.finish().await?);
-        }
-        phase_figures.server_rss_after = server.rss_bytes().ok();
-        phase_figures.server_peak_rss_after = server.peak_rss_bytes().ok();
-        println!(
-            "bench:   {} requests, {:.2}% failed, {} answered 429, {:.1} req/s, p95 {:.2} ms; server RSS {}, peak {}",
-            phase_figures.all.requests,
-            phase_figures.all.error_rate,
-            phase_figures.rate_limited,
-            phase_figures.all.rps,
-            phase_figures.all.latency.p95,
-            report::megabytes(phase_figures.server_rss_after),
-            report::megabytes(phase_figures.server_peak_rss_after),
-        );
-        figures.push(phase_figures);
-        if goose::is_killswitch_triggered() {
-            println!("bench: interrupted; stopping after this phase");
-            break;
-        }
-    }
+    let figures = run_phases(&phases, server, &out_dir, climb).await?;
 
     let peak_rss_bytes = server.peak_rss_bytes().ok();
     let usage_line = whole_run.finish(server);
@@ -358,17 +295,108 @@ async fn run(args: Args) -> Result<bool> {
         checks,
         passed,
     };
-    let summary = report::text(&run);
+    write_run(&args, &out_dir, &run)
+}
+
+/// Prints the run's summary, writes summary.txt, k6-summary.csv and
+/// summary.json, and compares it with the baseline if one was given;
+/// whether the run passed.
+fn write_run(args: &Args, out_dir: &Path, run: &report::Run) -> Result<bool> {
+    let summary = report::text(run);
     println!();
     print!("{summary}");
     println!();
     write(&out_dir.join("summary.txt"), &summary)?;
-    write(&out_dir.join("k6-summary.csv"), &report::csv(&run))?;
-    let json = serde_json::to_string_pretty(&run)?;
+    write(&out_dir.join("k6-summary.csv"), &report::csv(run))?;
+    let json = serde_json::to_string_pretty(run)?;
     write(&out_dir.join("summary.json"), &json)?;
-    let passed = against_baseline(&args, &out_dir, &serde_json::from_str(&json)?, passed)?;
+    let passed = against_baseline(args, out_dir, &serde_json::from_str(&json)?, run.passed)?;
     println!("bench: wrote {}", out_dir.display());
     Ok(passed)
+}
+
+/// A k6 profile (or the idle one) against the shipped configuration, or
+/// the one `--config` names.
+async fn run_k6(args: &Args, profile: K6Profile, repo_root: &Path, out_dir: &Path) -> Result<bool> {
+    let config = match &args.config {
+        Some(path) => {
+            std::fs::canonicalize(path).with_context(|| format!("finding {}", path.display()))?
+        }
+        None => repo_root.join("wemaster.toml"),
+    };
+    let binary = server_binary(args, repo_root)?;
+    let passed = k6::run(k6::Setup {
+        profile,
+        binary: &binary,
+        config: &config,
+        bench_dir: Path::new(BENCH_DIR),
+        out_dir,
+    })
+    .await?;
+    // The idle profile runs no k6 and writes no summary.json: only a
+    // comparison reads it.
+    if args.baseline.is_none() {
+        return Ok(passed);
+    }
+    let summary = baseline::read(&out_dir.join("summary.json"))?;
+    against_baseline(args, out_dir, &summary, passed)
+}
+
+/// Runs `phases` one after the other against `server` (the climb's with
+/// the probes polled beside), each phase's figures read as it ends; stops
+/// early when goose is interrupted.
+async fn run_phases(
+    phases: &[Phase],
+    server: &server::Server,
+    out_dir: &Path,
+    climb: bool,
+) -> Result<Vec<figures::PhaseFigures>> {
+    let base_url = server.base_url();
+    let mut figures = Vec::new();
+    for (index, phase) in phases.iter().enumerate() {
+        println!(
+            "bench: phase {}/{} {}: {} — {} (about {} s)",
+            index + 1,
+            phases.len(),
+            phase.key,
+            phase.title,
+            phase.shape.describe(),
+            phase.shape.approx_seconds()
+        );
+        // The second octet of this phase's per-user addresses, less one.
+        flows::set_phase(u8::try_from(index).unwrap_or(u8::MAX - 1));
+        let html = format!("report-{}.html", phase.key);
+        let poller = if climb && phase.key != "ceiling" {
+            Some(probes::Poller::start(&base_url)?)
+        } else {
+            None
+        };
+        let usage = server::Usage::start(server.pid);
+        let metrics = run_phase(phase, &base_url, &out_dir.join(&html)).await?;
+        let mut phase_figures = figures::collect(phase, &metrics, html);
+        phase_figures.server_cores = Some(usage.cores());
+        if let Some(poller) = poller {
+            phase_figures.probes = Some(poller.finish().await?);
+        }
+        phase_figures.server_rss_after = server.rss_bytes().ok();
+        phase_figures.server_peak_rss_after = server.peak_rss_bytes().ok();
+        println!(
+            "bench:   {} requests, {:.2}% failed, {} answered 429, {:.1} req/s, p95 {:.2} ms; server RSS {}, peak {}",
+            phase_figures.all.requests,
+            phase_figures.all.error_rate,
+            phase_figures.rate_limited,
+            phase_figures.all.rps,
+            phase_figures.all.latency.p95,
+            report::megabytes(phase_figures.server_rss_after),
+            report::megabytes(phase_figures.server_peak_rss_after),
+        );
+        figures.push(phase_figures);
+        if goose::is_killswitch_triggered() {
+            println!("bench: interrupted; stopping after this phase");
+            break;
+        }
+    }
+    Ok(figures)
 }
 
 /// With --baseline, compares the run's summary with the stored one, prints
