@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use mail_parser::{Message, MessageParser};
 use serde_json::{Value, json};
 
-use crate::helpers::{self, TestApp, binary_command, spawn_app_with, spawn_in, test_config};
+use crate::helpers::{
+    self, TestApp, binary_command, spawn_app, spawn_app_with, spawn_in, test_config,
+};
 use wemaster::config::{Config, MailTransport, Secret};
 
 /// The Python of tests/tools/.venv, with aiosmtpd; made on first use.
@@ -792,7 +794,7 @@ async fn finished_mail_older_than_keep_days_is_deleted_and_the_rest_kept() {
     assert_eq!(ids(), ["new-sent", "old-queued"]);
 }
 
-/// The refund notices the buyer `recipient` was sent, rendered, oldest first.
+/// The bodies of the refund notices queued for `recipient` (empty until rendered).
 async fn refund_notices(app: &TestApp, recipient: &str) -> Vec<String> {
     let admin = app.token_of("admin@test.com").await;
     let mails: Value = app
@@ -801,20 +803,18 @@ async fn refund_notices(app: &TestApp, recipient: &str) -> Vec<String> {
         .json()
         .await
         .unwrap();
-    let mut bodies: Vec<String> = mails
+    mails
         .as_array()
         .unwrap()
         .iter()
         .filter(|m| m["recipient"] == recipient && m["kind"] == "REFUND_NOTICE")
         .map(|m| m["body"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    bodies.reverse();
-    bodies
+        .collect()
 }
 
 #[tokio::test]
 async fn a_partial_refund_made_at_the_provider_mails_the_buyer_what_went_back_once() {
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_app().await;
     let token = app.token_of("student@test.com").await;
     let order = app.draft_first(&token).await;
     let (amount, currency) = (
@@ -823,7 +823,7 @@ async fn a_partial_refund_made_at_the_provider_mails_the_buyer_what_went_back_on
     );
     app.deliver(&helpers::completed("evt_mail_partial_pay", &order))
         .await;
-    let (first, in_all) = (amount / 4, amount / 2);
+    let (first, in_all) = (amount / 5, amount / 2);
     // Refunded in the provider's dashboard: the charge says how much went
     // back in all. The same total again (a second event for one refund)
     // tells nothing new; a larger one tells the difference.
@@ -841,29 +841,27 @@ async fn a_partial_refund_made_at_the_provider_mails_the_buyer_what_went_back_on
         app.order(&token, order["id"].as_str().unwrap()).await["status"],
         "PAID"
     );
-    app.mail_to("student@test.com", "REFUND_NOTICE").await;
+    // Bodies appear once the worker has rendered them.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let notices = loop {
-        let notices = refund_notices(&app, "student@test.com").await;
-        if notices.len() >= 2 && notices.iter().all(|b| !b.is_empty()) || Instant::now() > deadline
-        {
-            break notices;
-        }
+    let mut notices = refund_notices(&app, "student@test.com").await;
+    while notices.iter().any(String::is_empty) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        notices = refund_notices(&app, "student@test.com").await;
+    }
     let money = |minor: i64| wemaster::orders::mail::money(minor, currency);
     assert_eq!(notices.len(), 2, "{notices:?}");
-    assert!(notices[0].contains(&money(first)), "{}", notices[0]);
-    assert!(
-        notices[1].contains(&money(in_all - first)),
-        "{}",
-        notices[1]
-    );
+    for part in [first, in_all - first] {
+        assert!(
+            notices.iter().any(|body| body.contains(&money(part))),
+            "no notice of {}: {notices:?}",
+            money(part)
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_partial_refund_that_came_before_its_payment_is_mailed_when_the_payment_arrives() {
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_app().await;
     let token = app.token_of("student@test.com").await;
     let order = app.draft_first(&token).await;
     let currency = order["currency"].as_str().unwrap();
