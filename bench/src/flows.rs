@@ -415,16 +415,14 @@ async fn list_offerings(user: &mut GooseUser) -> Result<Arc<[Offering]>, Box<Tra
 /// `Retry-After`: the machine's limit said honestly, so the request is not
 /// counted failed (its 503 is still counted, as shed), only the scenario.
 async fn log_in(user: &mut GooseUser) -> TransactionResult {
-    let body = match ACCOUNT_POOL.get() {
+    let (email, password) = match ACCOUNT_POOL.get() {
         Some(pool) if !pool.is_empty() => {
             let (email, password) = &pool[user.weighted_users_index % pool.len()];
-            json!({ "email": email, "password": password })
+            (email.as_str(), password.as_str())
         }
-        _ => {
-            let (email, password) = ACCOUNTS[rand::random_range(0..ACCOUNTS.len())];
-            json!({ "email": email, "password": password })
-        }
+        _ => ACCOUNTS[rand::random_range(0..ACCOUNTS.len())],
     };
+    let body = json!({ "email": email, "password": password });
     let goose = send(user, GooseMethod::Post, LOGIN, LOGIN, |b| b.json(&body)).await?;
     let (mut request, status, text) = read_any(user, goose).await?;
     if status == 503 && text.contains("\"OVERLOADED\"") {
