@@ -386,9 +386,14 @@ impl TestApp {
 
     /// Number of rows in `table`.
     pub fn count(&self, table: &str) -> i64 {
+        self.value(&format!("SELECT count(*) FROM {table}"))
+    }
+
+    /// The one value `sql` selects, read from the database file.
+    pub fn value<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
         rusqlite::Connection::open(&self.db_path)
             .unwrap()
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .query_row(sql, [], |r| r.get(0))
             .unwrap()
     }
 

@@ -260,14 +260,8 @@ async fn the_reset_link_arrives_over_smtp_and_works() {
     // Once sent, no copy of the live token stays behind: not in the
     // outbox, not in the database (nor its backups and replicas).
     assert!(!sent[0]["body"].as_str().unwrap().contains(&token));
-    let kept: String = rusqlite::Connection::open(&app.db_path)
-        .unwrap()
-        .query_row(
-            "SELECT data || coalesce(body, '') FROM mail WHERE kind = 'PASSWORD_RESET'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let kept: String =
+        app.value("SELECT data || coalesce(body, '') FROM mail WHERE kind = 'PASSWORD_RESET'");
     assert!(!kept.contains(&token), "{kept}");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
@@ -681,20 +675,9 @@ async fn nobody_can_mail_bomb_an_address_through_password_resets() {
     }
     // The resets run after their answers; give them time to land.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let queued: i64 = rusqlite::Connection::open(&app.db_path)
-        .unwrap()
-        .query_row(
-            "SELECT count(*) FROM mail WHERE kind = 'PASSWORD_RESET'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let queued: i64 = app.value("SELECT count(*) FROM mail WHERE kind = 'PASSWORD_RESET'");
     assert_eq!(queued, 3);
-    let tokens: i64 = rusqlite::Connection::open(&app.db_path)
-        .unwrap()
-        .query_row("SELECT count(*) FROM password_resets", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(tokens, 3, "no token without its mail");
+    assert_eq!(app.count("password_resets"), 3, "no token without its mail");
 }
 
 #[tokio::test]
