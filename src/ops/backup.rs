@@ -229,25 +229,26 @@ pub async fn scheduled(state: AppState) {
                 Ok((target, report))
             })
             .await;
-        match result {
+        let written = match result {
             Ok(Ok((path, report))) => {
-                crate::metrics::backup_done(Some(state.clock.unix()));
                 tracing::info!(
                     path = %path.display(),
                     bytes = report.bytes,
                     ms = report.elapsed.as_millis() as u64,
                     "scheduled backup written"
                 );
+                true
             }
             Ok(Err(e)) => {
-                crate::metrics::backup_done(None);
                 tracing::error!(error = %format!("{e:#}"), "scheduled backup failed");
+                false
             }
             Err(e) => {
-                crate::metrics::backup_done(None);
                 tracing::error!(error = %e, "scheduled backup task failed");
+                false
             }
-        }
+        };
+        crate::metrics::backup_done(written.then(|| state.clock.unix()));
     }
 }
 
